@@ -74,11 +74,13 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
             ``(m, d)`` inside the geometry, ``y`` of shape ``(m,)`` or ``(m, k)``; a loss term
             ``"data"``.
         observed_components: the output components ``y`` holds (default: the first ``k``).
-        derivatives: ``"autograd"`` (default; DeepXDE's reverse-over-reverse autograd) or
-            ``"taylor"`` (forward Taylor propagation of input derivatives for
-            :class:`hybridml.MLP` networks, autograd for other models). Both give the same
-            residual to rounding; on 2 CPU cores Taylor mode measured no faster (see
-            docs/simulators/deepxde.md), so autograd is the default.
+        derivatives: ``"auto"`` (default: forward Taylor propagation of the input
+            derivatives through the network in one pass, with a hand-written backward, for
+            :class:`hybridml.MLP` networks with tanh/sigmoid activations, optionally inside
+            :class:`hybridml.Constrained` with a :class:`hybridml.HardBoundary`; DeepXDE's
+            reverse-over-reverse autograd for any other model or derivative), ``"taylor"``
+            (the same) or ``"autograd"`` (always autograd). Both give the same residual to
+            rounding; see docs/simulators/deepxde.md for the speeds.
         resampling: how the residual term's ``resample`` moves its points
             (:class:`~hybridml_deepxde.RAD`, :class:`~hybridml_deepxde.RAR`,
             :class:`~hybridml_deepxde.UniformResampling`); ``None`` keeps them. The trainer
@@ -110,7 +112,7 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
         parameters: Mapping[str, nn.Module] | None = None,
         observations: tuple[Any, Any] | None = None,
         observed_components: Sequence[int] | None = None,
-        derivatives: str = "autograd",
+        derivatives: str = "auto",
         resampling: Resampling | None = None,
         residual_threshold: float = 1e-2,
         condition_threshold: float = 1e-2,
@@ -141,8 +143,10 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
                 "num_initial > 0 needs a time-dependent geometry, "
                 "dde.geometry.GeometryXTime(space, dde.geometry.TimeDomain(t0, t1))."
             )
-        if derivatives not in ("taylor", "autograd"):
-            raise ValueError(f"derivatives must be 'taylor' or 'autograd', got {derivatives!r}.")
+        if derivatives not in ("auto", "taylor", "autograd"):
+            raise ValueError(
+                f"derivatives must be 'auto', 'taylor' or 'autograd', got {derivatives!r}."
+            )
         if resampling is not None and not isinstance(resampling, Resampling):
             raise TypeError(
                 "resampling must be RAD(...), RAR(...), UniformResampling() or None, got "

@@ -58,13 +58,16 @@ def serve_derivatives(
 
     Requests about other tensors, or derivatives ``jet`` lacks, go to DeepXDE's own
     reverse-mode implementation; the missing ones are added to ``misses`` (``"grad"`` or an
-    input pair ``(i, j)``). DeepXDE's derivative caches are cleared afterwards.
+    input pair ``(i, j)``; ``"fallback"`` for any autograd request while ``jet`` is served).
+    DeepXDE's derivative caches are cleared afterwards.
     """
     reverse = dde.gradients.gradients_reverse
     orig_jac, orig_hess = reverse.jacobian, reverse.hessian
     rows: dict[int, Tensor] = {}
 
     def jacobian(ys: Any, xs: Any, i: int | None = None, j: int | None = None) -> Any:
+        if jet is not None and not (ys is y and xs is x):
+            misses.add("fallback")
         if ys is y and xs is x:
             ii = 0 if i is None and y.shape[1] == 1 else i
             if jet is not None and ii is not None and 0 <= ii < y.shape[1]:
@@ -77,9 +80,13 @@ def serve_derivatives(
                     return row[:, j : j + 1]
             elif jet is None:
                 misses.add("grad")
+            else:
+                misses.add("fallback")
         return orig_jac(ys, xs, i=i, j=j)
 
     def hessian(ys: Any, xs: Any, component: int = 0, i: int = 0, j: int = 0) -> Any:
+        if jet is not None and not (ys is y and xs is x):
+            misses.add("fallback")
         if ys is y and xs is x and 0 <= i < x.shape[1] and 0 <= j < x.shape[1]:
             pair = (min(i, j), max(i, j))
             if jet is not None and pair in jet.hess and 0 <= component < y.shape[1]:
@@ -235,8 +242,8 @@ class PDEResidual(LossTerm):
         points: initial collocation points, ``(n, d)``.
         sample: ``sample(n, generator) -> (n, d)`` float64 points for resampling.
         parameters: learnable coefficients the ``pde`` uses (registered, so trained).
-        derivatives: ``"taylor"`` (forward Taylor propagation where the model allows it,
-            else autograd) or ``"autograd"``.
+        derivatives: ``"auto"`` or ``"taylor"`` (forward Taylor propagation where the model
+            allows it, else autograd) or ``"autograd"``.
         resampling: what :meth:`resample` does (``None``: keep the points).
     """
 
@@ -250,12 +257,14 @@ class PDEResidual(LossTerm):
         *,
         sample: Callable[[int, torch.Generator], np.ndarray],
         parameters: Mapping[str, nn.Module] | None = None,
-        derivatives: str = "taylor",
+        derivatives: str = "auto",
         resampling: Resampling | None = None,
     ) -> None:
         super().__init__()
-        if derivatives not in ("taylor", "autograd"):
-            raise ValueError(f"derivatives must be 'taylor' or 'autograd', got {derivatives!r}.")
+        if derivatives not in ("auto", "taylor", "autograd"):
+            raise ValueError(
+                f"derivatives must be 'auto', 'taylor' or 'autograd', got {derivatives!r}."
+            )
         self._dde = dde
         self.pde = pde
         self.sample = sample
@@ -265,14 +274,15 @@ class PDEResidual(LossTerm):
         self.n_points = self.n_initial = int(points.shape[0])
         self.register_buffer("points", torch.as_tensor(points, dtype=torch.get_default_dtype()))
         self._wanted: set[Any] | None = None  # derivatives the pde asks for; None = unknown
+        self._taylor_off = False  # set when the pde needs more than the jet can give
         self._jet_cache: dict[Any, Jet] = {}
         self._model_ref: Callable[[], nn.Module | None] = lambda: None
 
     def residual(self, model: nn.Module, x: Tensor) -> Tensor:
         """The residual ``(n, k)`` of ``model`` at points ``x`` (``requires_grad=True``)."""
-        misses: set[Any] = set()
-        jet = None
-        use_taylor = self.derivatives == "taylor" and taylor_supported(model)
+        use_taylor = (
+            self.derivatives != "autograd" and not self._taylor_off and taylor_supported(model)
+        )
         if use_taylor and self._wanted is not None:
             pairs: list[Pair] = [p for p in self._wanted if isinstance(p, tuple)]
             key = (
@@ -281,9 +291,22 @@ class PDEResidual(LossTerm):
                 else None
             )
             jet = taylor_jet(model, x, pairs, cache=self._jet_cache, points_key=key)
-            y = jet.value
-        else:
-            y = model(x)
+            misses: set[Any] = set()
+            out = self._evaluate(jet.value, x, jet, misses)
+            if not misses:
+                return out
+            # the pde differentiated something the jet does not hold (a slice of y, a
+            # derivative of a derivative): the jet is differentiable only once, so this
+            # term uses autograd from now on
+            self._taylor_off = True
+            use_taylor = False
+        misses = set()
+        out = self._evaluate(model(x), x, None, misses)
+        if use_taylor:
+            self._wanted = (self._wanted or set()) | misses
+        return out
+
+    def _evaluate(self, y: Any, x: Tensor, jet: Jet | None, misses: set[Any]) -> Tensor:
         if not isinstance(y, Tensor) or y.ndim != 2 or y.shape[0] != x.shape[0]:
             got = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
             raise ValueError(
@@ -292,10 +315,7 @@ class PDEResidual(LossTerm):
             )
         with serve_derivatives(self._dde, y, x, jet, misses):
             r = self.pde(x, y)
-            out = as_columns(r, x.shape[0], self.pde, "pde function", tuple(x.shape))
-        if use_taylor:
-            self._wanted = (self._wanted or set()) | misses
-        return out
+            return as_columns(r, x.shape[0], self.pde, "pde function", tuple(x.shape))
 
     def forward(self, model: nn.Module) -> Tensor:
         """Mean squared residual at the current collocation points."""
@@ -328,6 +348,7 @@ class PDEResidual(LossTerm):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self.__dict__.setdefault("_taylor_off", False)
         self._model_ref = lambda: None
 
     def extra_repr(self) -> str:

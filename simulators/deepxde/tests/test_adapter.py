@@ -156,6 +156,78 @@ def test_taylor_mixed_second_derivatives_and_several_outputs() -> None:
     r1, r2 = _residuals(a, b, model, torch.float64)
     assert r1.shape == (64, 2)
     torch.testing.assert_close(r1, r2, rtol=1e-10, atol=1e-12)  # float64 rounding
+    # the slice needs autograd through y: the term switched to autograd, so the
+    # parameter gradients (which differentiate that derivative once more) are right
+    p = list(model.parameters())
+    opts = {"allow_unused": True, "materialize_grads": True}  # (derivatives only: no last bias)
+    g1 = torch.autograd.grad((r1**2).mean(), p, **opts)
+    g2 = torch.autograd.grad((r2**2).mean(), p, **opts)
+    for u, v in zip(g1, g2, strict=True):
+        torch.testing.assert_close(u, v, rtol=1e-9, atol=1e-12)
+
+
+def _autograd_jet(model, x, pairs):
+    x = x.detach().clone().requires_grad_(True)
+    y = model(x)
+    grads, hess = [], {p: [] for p in pairs}
+    for c in range(y.shape[1]):
+        (g,) = torch.autograd.grad(y[:, c].sum(), x, create_graph=True)
+        grads.append(g)
+        for i, j in pairs:
+            h = torch.zeros_like(x)
+            if g.requires_grad:  # (not for a linear model)
+                (h,) = torch.autograd.grad(
+                    g[:, i].sum(), x, create_graph=True, allow_unused=True, materialize_grads=True
+                )
+            hess[(i, j)].append(h[:, j])
+    grad = torch.stack(grads, dim=-1).permute(1, 0, 2)
+    return y, grad, {p: torch.stack(h, dim=-1) for p, h in hess.items()}
+
+
+@pytest.mark.parametrize("kind", ["tanh", "sigmoid", "hard", "linear"])
+def test_taylor_jet_values_and_gradients_match_autograd(kind: str) -> None:
+    from hybridml_deepxde._taylor import taylor_jet
+
+    torch.manual_seed(0)
+    act = torch.nn.Sigmoid if kind == "sigmoid" else torch.nn.Tanh
+    hidden = () if kind == "linear" else (7, 5, 6)
+    net = hybridml.MLP(2, 3, hidden, act, input_lower=[-1, 0], input_upper=[1, 2]).double()
+    model = net
+    if kind == "hard":
+        model = hybridml.Constrained(net.double(), burgers_hard_transform())
+    assert taylor_supported(model)
+    x = torch.rand(9, 2, dtype=torch.float64) * torch.tensor([2.0, 2.0]) - torch.tensor([1, 0])
+    extra = torch.rand(4, 2, dtype=torch.float64)
+    pairs = [(0, 0), (0, 1), (1, 1)]
+    jet = taylor_jet(model, x, pairs, extra=extra)
+    y, grad, hess = _autograd_jet(model, x, pairs)
+    torch.testing.assert_close(jet.value, y, rtol=1e-12, atol=1e-13)
+    torch.testing.assert_close(jet.grad, grad, rtol=1e-12, atol=1e-13)
+    for p in pairs:
+        torch.testing.assert_close(jet.hess[p], hess[p], rtol=1e-11, atol=1e-12)
+    assert jet.extra is not None
+    torch.testing.assert_close(jet.extra, model(extra), rtol=1e-12, atol=1e-13)
+    # parameter gradients of a loss of every output (the hand-written backward)
+    w = [torch.randn_like(t) for t in (y, grad, *hess.values(), jet.extra)]
+
+    def loss(v, g, h, e):
+        parts = (v, g, *(h[p] for p in pairs), e)
+        return sum((wi * t * t).sum() for wi, t in zip(w, parts, strict=True))
+
+    params = list(model.parameters())
+    g1 = torch.autograd.grad(loss(jet.value, jet.grad, jet.hess, jet.extra), params)
+    g2 = torch.autograd.grad(loss(y, grad, hess, model(extra)), params)
+    for u, v in zip(g1, g2, strict=True):
+        torch.testing.assert_close(u, v, rtol=1e-10, atol=1e-12)
+
+
+def test_default_derivatives_are_taylor_and_agree_with_autograd() -> None:
+    a = small_burgers()
+    assert a.derivatives == "auto"
+    b = small_burgers(derivatives="autograd")
+    model = a.default_model((8, 8))
+    r1, r2 = _residuals(a, b, model, torch.float32)
+    torch.testing.assert_close(r1, r2, rtol=1e-4, atol=1e-5)  # float32 rounding
 
 
 def test_unsupported_model_falls_back_to_autograd() -> None:
