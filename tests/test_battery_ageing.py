@@ -16,7 +16,16 @@ import pytest
 
 from hybridml import DataError
 from hybridml.battery import BatteryDataWarning, load_cells, run_battery_ageing
-from hybridml.battery._physics import ONSET, FadeLibrary, fleet_prior, identify, with_onsets
+from hybridml.battery._physics import (
+    ONSET,
+    REGEN_TAUS,
+    FadeLibrary,
+    fleet_prior,
+    identify,
+    regen_basis,
+    regen_events,
+    with_onsets,
+)
 
 HEADER = ["cell_id", "cycle", "capacity_ah"]
 
@@ -183,6 +192,48 @@ def test_rate_factor_measures_the_cells_fade_relative_to_its_prior() -> None:
     k_60 = HybridMethod.rate_factor(prior, cycle, bumpy)
     k_20 = HybridMethod.rate_factor(prior, cycle[:20], bumpy[:20])
     assert 1.0 < k_20 < k_60 < 1.5
+
+
+def _regenerating(cycle: np.ndarray, s: float, tau: float) -> tuple[np.ndarray, np.ndarray]:
+    """A cell fading along shape 0 with regeneration jumps (80, 100 mAh) at cycles 30 and
+    55 that recover with time constant ``tau``; returns (measured, irreversible)."""
+    trend = 2.0 * _library().shape(0, (cycle - 1) / s)
+    events = np.array([30.0, 55.0])
+    return trend + regen_basis(cycle, events, tau) @ np.array([0.08, 0.1]), trend
+
+
+def test_regen_events_are_rises_above_20_mah() -> None:
+    cycle = np.arange(1.0, 8.0)
+    cap = np.array([2.0, 1.995, 1.99, 2.03, 2.02, 2.015, 2.03])
+    # +40 mAh at cycle 4 is regeneration; +15 mAh at cycle 7 is within the noise
+    np.testing.assert_array_equal(regen_events(cycle, cap), [4.0])
+
+
+def test_regeneration_transients_are_taken_out_of_the_prior() -> None:
+    lib = _library()
+    cycle = np.arange(1.0, 161.0)
+    fleet_cells = [_regenerating(cycle, s, 5.0)[0] for s in (3.5, 4.0, 4.5)]
+    known = cycle <= 60
+    measured, trend = _regenerating(cycle, 4.0, 5.0)
+    # without N the recovery time is the default (5 cycles, the one these cells have)
+    with_regen = fleet_prior(lib, [(cycle, c) for c in fleet_cells])
+    without = fleet_prior(lib, [(cycle, c) for c in fleet_cells], regen=False)
+    assert with_regen.regen_tau == 5.0 and without.regen_tau is None
+    # with N the fleet chooses it by its own leave-one-cell-out prediction after N
+    chosen = fleet_prior(lib, [(cycle, c) for c in fleet_cells], known_cycles=60)
+    assert chosen.regen_tau in REGEN_TAUS
+    p_regen = identify(lib, cycle[known], measured[known], with_regen)
+    p_plain = identify(lib, cycle[known], measured[known], without)
+    np.testing.assert_array_equal(p_regen.regen_cycles, [30.0, 55.0])
+    np.testing.assert_allclose(p_regen.regen_amplitude, [0.08, 0.1], atol=0.02)
+    # the regeneration-aware prior's trend follows the irreversible fade under the bumps;
+    # the plain one is pulled up by them
+    err_regen = np.abs(p_regen(cycle[known]) - trend[known]).mean()
+    err_plain = np.abs(p_plain(cycle[known]) - trend[known]).mean()
+    assert err_regen < 0.5 * err_plain
+    # what remains of the last known bump decays after N
+    tr = p_regen.transient(cycle[~known])
+    assert tr[0] > 0 and abs(tr[-1]) < 1e-6
 
 
 # --------------------------------------------------------------------------- CLI

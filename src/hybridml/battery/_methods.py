@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ._data import Cell
-from ._physics import FadeLibrary, PhysicsPrior, fleet_prior, identify
+from ._physics import FadeLibrary, PhysicsPrior, fleet_prior, identify, regen_transient
 
 __all__ = [
     "METHODS",
@@ -231,11 +231,17 @@ class HybridMethod(_Ensemble):
     name = "hybrid"
 
     def __init__(
-        self, library: FadeLibrary, settings: NetSettings, seed: int = 0, relative: bool = True
+        self,
+        library: FadeLibrary,
+        settings: NetSettings,
+        seed: int = 0,
+        relative: bool = True,
+        regen: bool = True,
     ) -> None:
         super().__init__(settings, seed)
         self.library = library
         self.relative = relative
+        self.regen = regen
 
     @staticmethod
     def rate_factor(prior: PhysicsPrior, cycle: np.ndarray, capacity: np.ndarray) -> float:
@@ -297,25 +303,37 @@ class HybridMethod(_Ensemble):
     def fit(self, train: Sequence[Cell], test: Cell, window: Window) -> HybridMethod:
         """Identify priors (fleet prior from the training cells) and rate factors from
         each cell's known points, then train the ensemble."""
-        fleet = fleet_prior(self.library, [(c.cycle, c.capacity) for c in train])
+        cells = [(c.cycle, c.capacity) for c in train]
+        fleet = fleet_prior(self.library, cells, self.regen, window.known_cycles)
         blocks = []
         for c in train:
             m = window.mask(c)
             prior = identify(self.library, c.cycle[m], c.capacity[m], fleet)
-            k = self.rate_factor(prior, c.cycle[m], c.capacity[m])
+            k = self.rate_factor(prior, c.cycle[m], c.capacity[m] - prior.transient(c.cycle[m]))
             x, p, mult = self._features(prior, k, c.cycle)
-            blocks.append((x, c.capacity / prior.initial - p, mult))
+            # the correction learns the irreversible fade: the training cell's regeneration
+            # transients (fitted over its whole life) are taken out of its target
+            irreversible = c.capacity
+            if fleet.regen_tau is not None:
+                irreversible = c.capacity - regen_transient(
+                    self.library, c.cycle, c.capacity, fleet.regen_tau
+                )
+            blocks.append((x, irreversible / prior.initial - p, mult))
         m = window.mask(test)
         self.prior_ = identify(self.library, test.cycle[m], test.capacity[m], fleet)
-        self.rate_factor_ = self.rate_factor(self.prior_, test.cycle[m], test.capacity[m])
+        known = test.capacity[m] - self.prior_.transient(test.cycle[m])
+        self.rate_factor_ = self.rate_factor(self.prior_, test.cycle[m], known)
         x, p, mult = self._features(self.prior_, self.rate_factor_, test.cycle[m])
-        self._train_members(blocks, (x, test.capacity[m] / self.prior_.initial - p, mult))
+        self._train_members(blocks, (x, known / self.prior_.initial - p, mult))
         return self
 
     def predict(self, cycles: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Prior + mean correction, and the members' spread (floored)."""
-        x, p, mult = self._features(self.prior_, self.rate_factor_, np.asarray(cycles, dtype=float))
+        """Prior + mean correction (+ what remains of the known points' regeneration
+        transients), and the members' spread (floored)."""
+        c = np.asarray(cycles, dtype=float)
+        x, p, mult = self._features(self.prior_, self.rate_factor_, c)
         outs = (p[None, :] + mult[None, :] * self._member_outputs(x)) * self.prior_.initial
+        outs = outs + self.prior_.transient(c)[None, :]
         return outs.mean(axis=0), np.sqrt(outs.var(axis=0) + _SIGMA0**2)
 
 
@@ -347,19 +365,23 @@ class PhysicsMethod(Method):
 
     name = "physics"
 
-    def __init__(self, library: FadeLibrary) -> None:
+    def __init__(self, library: FadeLibrary, regen: bool = True) -> None:
         self.library = library
+        self.regen = regen
 
     def fit(self, train: Sequence[Cell], test: Cell, window: Window) -> PhysicsMethod:
         """Identify the test cell's prior."""
-        fleet = fleet_prior(self.library, [(c.cycle, c.capacity) for c in train])
+        cells = [(c.cycle, c.capacity) for c in train]
+        fleet = fleet_prior(self.library, cells, self.regen, window.known_cycles)
         m = window.mask(test)
         self.prior_ = identify(self.library, test.cycle[m], test.capacity[m], fleet)
         return self
 
     def predict(self, cycles: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """The prior's posterior mean (no interval)."""
-        return self.prior_(np.asarray(cycles, dtype=float)), None
+        """The prior's posterior mean, plus what remains of the known points' regeneration
+        transients (no interval)."""
+        c = np.asarray(cycles, dtype=float)
+        return self.prior_(c) + self.prior_.transient(c), None
 
 
 def _double_exp(p: np.ndarray, k: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ import math
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,15 @@ _LOG_S = np.linspace(math.log(0.3), math.log(60.0), 90)
 _TEMPER = 50.0
 _SIGMA_FLOOR = 0.01  # A.h: below the repeatability of a capacity measurement
 _TAU_FLOOR = 0.2  # spread of log time scale across cells, at least ~20 %
+# capacity regeneration: a rise above this between consecutive measured cycles (the NASA
+# README: regeneration steps of 20-150 mAh; cycle-to-cycle noise 5-10 mAh)
+REGEN_MIN_AH = 0.02
+# candidate recovery times [cycles] of a regeneration transient; the fleet chooses one by
+# leave-one-cell-out prediction of its own cells (see fleet_prior)
+REGEN_TAUS = (2.0, 3.0, 5.0, 8.0, 12.0, 20.0)
+# used when the fleet cannot choose (no known_cycles given, or a single fleet cell)
+REGEN_TAU_DEFAULT = 5.0
+_REGEN_RIDGE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -300,40 +309,164 @@ class FleetPrior:
     Attributes:
         mean: per trajectory, the mean best-fit log time scale over the cells.
         std: per trajectory, its spread (floored).
+        regen_tau: recovery time [cycles] of capacity regeneration transients that fits
+            the cells best (None: regeneration not modelled).
     """
 
     mean: np.ndarray
     std: np.ndarray
+    regen_tau: float | None = None
+
+
+def regen_events(cycle: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+    """Cycles at which the capacity regenerates: a rise of more than ``0.02`` A.h over the
+    previous measured cycle.
+
+    Capacity regeneration (after a rest the concentration gradients relax and some
+    capacity comes back) shows as a jump up of 20-150 mAh that fades back to the
+    underlying trend over the next cycles; a rise above 20 mAh is more than a cycle's
+    measurement noise on the NASA cells (median cycle-to-cycle change 5-10 mAh).
+    """
+    cycle = np.asarray(cycle, dtype=float)
+    capacity = np.asarray(capacity, dtype=float)
+    rise = np.diff(capacity) > REGEN_MIN_AH
+    return cycle[1:][rise]
+
+
+def regen_basis(cycle: np.ndarray, events: np.ndarray, tau: float) -> np.ndarray:
+    """Transient of each regeneration event at ``cycle``: ``exp(-(cycle - c_j) / tau)`` from
+    the event's cycle ``c_j`` on, 0 before; shape ``(len(cycle), len(events))``."""
+    c = np.asarray(cycle, dtype=float)[:, None]
+    e = np.asarray(events, dtype=float)[None, :]
+    lag = c - e
+    return np.where(lag >= 0, np.exp(-np.maximum(lag, 0.0) / tau), 0.0)
+
+
+def _grid(library: FadeLibrary, cycle: np.ndarray) -> np.ndarray:
+    """Every trajectory at every time scale of the grid: ``(n_curves, n_s, n)``."""
+    u = (np.asarray(cycle, dtype=float)[None, :] - 1.0) / np.exp(_LOG_S)[:, None]
+    return library.shapes(u)
 
 
 def _fits(
-    library: FadeLibrary, cycle: np.ndarray, capacity: np.ndarray
+    library: FadeLibrary,
+    cycle: np.ndarray,
+    capacity: np.ndarray,
+    basis: np.ndarray | None = None,
+    g: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares amplitude and SSE for every (trajectory, time scale) of the grid."""
-    u = (cycle[None, :] - 1.0) / np.exp(_LOG_S)[:, None]  # (n_s, n)
-    g = library.shapes(u)  # (n_curves, n_s, n)
-    amp = (g * capacity).sum(-1) / (g * g).sum(-1)
-    sse = ((capacity - amp[..., None] * g) ** 2).sum(-1)
+    """Least-squares amplitude and SSE for every (trajectory, time scale) of the grid.
+
+    With ``basis`` (regeneration transients, ``(n, J)``) their amplitudes are fitted
+    jointly with each trajectory's (by projecting them out), so the trajectory describes
+    the irreversible fade only.
+    """
+    if g is None:
+        g = _grid(library, cycle)  # (n_curves, n_s, n)
+    y = capacity
+    if basis is not None and basis.shape[1]:
+        # ridge: nearly coincident events (rises on consecutive cycles) stay well posed
+        gram = basis.T @ basis + _REGEN_RIDGE * np.eye(basis.shape[1])
+        proj = np.linalg.solve(gram, basis.T)  # (J, n)
+        y = y - basis @ (proj @ y)
+        g = g - (g @ proj.T) @ basis.T
+    amp = (g * y).sum(-1) / (g * g).sum(-1)
+    sse = ((y - amp[..., None] * g) ** 2).sum(-1)
     return amp, sse
 
 
-def fleet_prior(library: FadeLibrary, cells: Sequence[tuple[np.ndarray, np.ndarray]]) -> FleetPrior:
+def _regen_amplitudes(basis: np.ndarray, cycle_residual: np.ndarray) -> np.ndarray:
+    """Amplitudes of the transients fitted to what the trend leaves (ridge as in _fits)."""
+    gram = basis.T @ basis + _REGEN_RIDGE * np.eye(basis.shape[1])
+    return np.asarray(np.linalg.solve(gram, basis.T @ cycle_residual), dtype=float)
+
+
+def fleet_prior(
+    library: FadeLibrary,
+    cells: Sequence[tuple[np.ndarray, np.ndarray]],
+    regen: bool = True,
+    known_cycles: float | None = None,
+) -> FleetPrior:
     """Best-fit log time scale of each trajectory on each fully measured cell.
 
     Args:
         library: the fade library.
         cells: ``(cycle, capacity)`` of each fully measured cell.
+        regen: model capacity regeneration: each rise of more than 20 mAh
+            (:func:`regen_events`) starts a transient ``a_j exp(-(cycle - c_j) / tau)``
+            fitted with the trajectory, so that the trajectory follows the irreversible
+            fade.
+        known_cycles: N of the study. With it (and at least two cells) the recovery
+            time ``tau`` is the one of :data:`REGEN_TAUS` that best predicts the fleet's
+            own cells: leave one fleet cell out, identify its prior from its cycles <= N
+            with the other cells as fleet, and score the squared error of the prediction
+            after N; without it ``tau`` is :data:`REGEN_TAU_DEFAULT`.
 
     Returns:
         The :class:`FleetPrior` (mean and spread over the cells, per trajectory).
     """
-    best = []
-    for cycle, cap in cells:
-        _, sse = _fits(library, cycle, cap)
-        best.append(_LOG_S[np.argmin(sse, axis=1)])
-    arr = np.asarray(best)  # (n_cells, n_curves)
+    cells = [(np.asarray(c, dtype=float), np.asarray(q, dtype=float)) for c, q in cells]
+    grids = [_grid(library, c) for c, _ in cells]
+    taus: tuple[float | None, ...] = (None,)
+    if regen:
+        usable = known_cycles is not None and len(cells) > 1
+        taus = REGEN_TAUS if usable else (REGEN_TAU_DEFAULT,)
+    best: dict[float | None, np.ndarray] = {}
+    for tau in taus:
+        rows = []
+        for (cycle, cap), g in zip(cells, grids, strict=True):
+            basis = None if tau is None else regen_basis(cycle, regen_events(cycle, cap), tau)
+            _, sse = _fits(library, cycle, cap, basis, g)
+            rows.append(_LOG_S[np.argmin(sse, axis=1)])
+        best[tau] = np.asarray(rows)  # (n_cells, n_curves)
+    tau = taus[0]
+    if len(taus) > 1:
+        assert known_cycles is not None
+        scores = []
+        for t in taus:
+            err = []
+            for j, ((cycle, cap), g) in enumerate(zip(cells, grids, strict=True)):
+                unk = cycle > known_cycles
+                known = ~unk
+                if known.sum() < 3 or not unk.any():
+                    continue
+                fleet = _fleet(np.delete(best[t], j, axis=0), t)
+                prior = _identify(library, cycle[known], cap[known], fleet, g[..., known])
+                pred = prior.mean_from_grid(g[..., unk]) + prior.transient(cycle[unk])
+                err.append(float(np.mean((pred - cap[unk]) ** 2)))
+            scores.append(float(np.mean(err)) if err else math.inf)
+        if np.isfinite(scores).any():
+            tau = taus[int(np.argmin(scores))]
+        else:
+            tau = REGEN_TAU_DEFAULT
+            if tau not in best:
+                return fleet_prior(library, cells, regen)
+    return _fleet(best[tau], tau)
+
+
+def _fleet(arr: np.ndarray, tau: float | None) -> FleetPrior:
     std = arr.std(axis=0) if arr.shape[0] > 1 else np.full(arr.shape[1], 1.5 * _TAU_FLOOR)
-    return FleetPrior(mean=arr.mean(axis=0), std=np.maximum(std, _TAU_FLOOR))
+    return FleetPrior(mean=arr.mean(axis=0), std=np.maximum(std, _TAU_FLOOR), regen_tau=tau)
+
+
+def regen_transient(
+    library: FadeLibrary, cycle: np.ndarray, capacity: np.ndarray, tau: float
+) -> np.ndarray:
+    """The regeneration transients of a fully measured cell at its cycles [A.h].
+
+    The cell is fitted with the best (trajectory, time scale) of the library plus one
+    transient per regeneration event (:func:`regen_events`); ``capacity - transient`` is
+    its irreversible fade.
+    """
+    cycle = np.asarray(cycle, dtype=float)
+    capacity = np.asarray(capacity, dtype=float)
+    basis = regen_basis(cycle, regen_events(cycle, capacity), tau)
+    if not basis.shape[1]:
+        return np.zeros_like(capacity)
+    amp, sse = _fits(library, cycle, capacity, basis)
+    j, si = np.unravel_index(int(np.argmin(sse)), sse.shape)
+    trend = amp[j, si] * library.shape(int(j), (cycle - 1.0) / math.exp(_LOG_S[si]))
+    return basis @ _regen_amplitudes(basis, capacity - trend)
 
 
 @dataclass(frozen=True)
@@ -345,16 +478,37 @@ class PhysicsPrior:
         weights: posterior weight of each (trajectory, time scale), ``(n_curves, n_s)``.
         amplitude: the amplitude of each, same shape [A.h].
         sigma: the noise level used in identification [A.h].
+        regen_cycles: cycles of the regeneration events in the identified points.
+        regen_amplitude: the amplitude of each event's transient [A.h].
+        regen_tau: the transients' recovery time [cycles] (None: not modelled).
     """
 
     library: FadeLibrary
     weights: np.ndarray
     amplitude: np.ndarray
     sigma: float
+    regen_cycles: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    regen_amplitude: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    regen_tau: float | None = None
 
     def __call__(self, cycle: np.ndarray) -> np.ndarray:
-        """Prior capacity [A.h] at ``cycle`` (posterior mean)."""
+        """Prior capacity [A.h] at ``cycle`` (posterior mean): the irreversible fade,
+        without regeneration transients (see :meth:`transient`)."""
         return self.members(cycle)[0]
+
+    def mean_from_grid(self, g: np.ndarray) -> np.ndarray:
+        """Posterior mean from the library on the grid at some cycles, ``g`` of shape
+        ``(n_curves, n_s, n)`` (as :meth:`__call__` at those cycles, without the
+        interpolation)."""
+        return np.asarray(np.einsum("cs,csn->n", self.weights * self.amplitude, g), dtype=float)
+
+    def transient(self, cycle: np.ndarray) -> np.ndarray:
+        """What remains at ``cycle`` of the regeneration transients of the identified
+        points [A.h] (zeros when regeneration is not modelled)."""
+        c = np.asarray(cycle, dtype=float)
+        if self.regen_tau is None or not self.regen_cycles.size:
+            return np.zeros(c.shape)
+        return regen_basis(c, self.regen_cycles, self.regen_tau) @ self.regen_amplitude
 
     def members(self, cycle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and standard deviation of the capacity at ``cycle``."""
@@ -416,12 +570,40 @@ def identify(
     """
     cycle = np.asarray(cycle, dtype=float)
     capacity = np.asarray(capacity, dtype=float)
-    amp, sse = _fits(library, cycle, capacity)
+    return _identify(library, cycle, capacity, fleet, None)
+
+
+def _identify(
+    library: FadeLibrary,
+    cycle: np.ndarray,
+    capacity: np.ndarray,
+    fleet: FleetPrior | None,
+    g: np.ndarray | None,
+) -> PhysicsPrior:
+    tau = fleet.regen_tau if fleet is not None else None
+    events = regen_events(cycle, capacity) if tau is not None else np.zeros(0)
+    basis = regen_basis(cycle, events, tau) if tau is not None and events.size else None
+    if g is None:
+        g = _grid(library, cycle)
+    amp, sse = _fits(library, cycle, capacity, basis, g)
     n = cycle.shape[0]
-    sigma = max(math.sqrt(float(sse.min()) / max(n - 2, 1)), _SIGMA_FLOOR)
+    n_par = 2 + (0 if basis is None else basis.shape[1])
+    sigma = max(math.sqrt(float(sse.min()) / max(n - n_par, 1)), _SIGMA_FLOOR)
     logw = -sse / (2.0 * sigma**2 * _TEMPER)
     if fleet is not None:
         z = (_LOG_S[None, :] - fleet.mean[:, None]) / fleet.std[:, None]
         logw = logw - 0.5 * z**2
     w = np.exp(logw - logw.max())
-    return PhysicsPrior(library=library, weights=w / w.sum(), amplitude=amp, sigma=sigma)
+    prior = PhysicsPrior(library=library, weights=w / w.sum(), amplitude=amp, sigma=sigma)
+    if basis is None:
+        return prior
+    a = _regen_amplitudes(basis, capacity - prior.mean_from_grid(g))
+    return PhysicsPrior(
+        library=library,
+        weights=prior.weights,
+        amplitude=amp,
+        sigma=sigma,
+        regen_cycles=events,
+        regen_amplitude=a,
+        regen_tau=tau,
+    )
