@@ -4,8 +4,9 @@ Each method is fitted on the *training cells* (measured in full) and the *known 
 the test cell (its early cycles), then predicts the test cell's capacity at any cycle:
 
 * ``hybrid``: a physics prior from PyBaMM (fade trajectories identified from the cell's
-  early points, see :mod:`._physics`), its fade rescaled by the cell's own rate relative to
-  the prior over the second half of its known cycles, plus a network correction learned from the
+  early points with its capacity-regeneration transients taken out, see :mod:`._physics`),
+  its fade rescaled by the cell's own rate relative to the prior over the second half of
+  its known cycles, plus a network correction learned from the irreversible fade of the
   measurements as a function of the prior's normalised capacity (its state of health); an
   ensemble of corrections (seeds and subsets of training cells) gives the spread.
 * ``nn``: the same ensemble of networks on the measurements alone (normalised capacity

@@ -19,6 +19,14 @@ shapes by Bayesian model averaging over a grid. The time scale's prior comes fro
 cells ("the fleet"), which is what lets a prior identified from a few early, flat points
 still extrapolate.
 
+Capacity regeneration (a jump up of 20-150 mAh after a rest that fades back over a few
+cycles) is not degradation: each rise of more than 20 mAh in a cell's points starts a
+transient ``a_j exp(-(cycle - c_j) / tau)`` fitted jointly with the trajectory, so the
+trajectory describes the irreversible fade. Without this the bumps pulled the prior's level
+up and its end of life late. The recovery time ``tau`` is chosen by the fleet itself: the
+one that best predicts each training cell after N from its first N cycles, the other
+training cells serving as fleet.
+
 PyBaMM is imported only inside :func:`fade_library` (through the PyBaMM adapter).
 """
 

@@ -26,7 +26,14 @@ from ._methods import (
     PhysicsMethod,
     Window,
 )
-from ._physics import FadeLibrary, SweepDesign, default_cache_dir, fade_library
+from ._physics import (
+    REGEN_MIN_AH,
+    REGEN_TAUS,
+    FadeLibrary,
+    SweepDesign,
+    default_cache_dir,
+    fade_library,
+)
 
 __all__ = ["BENCHMARK_CELLS", "BatteryResult", "run_battery_ageing"]
 
@@ -317,6 +324,11 @@ def run_battery_ageing(
             "failures": list(library.failures),
             "n_cached": library.n_cached,
             "seconds": round(library.seconds, 2),
+        },
+        "regeneration": {
+            "min_rise_ah": REGEN_MIN_AH,
+            "recovery_time_candidates_cycles": list(REGEN_TAUS),
+            "chosen_by": "leave-one-cell-out prediction of the training cells after N",
         },
         "known_curve": curve,
     }
