@@ -112,7 +112,7 @@ class _MLPJetFn(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         xs: Tensor,
         scale: Tensor,
@@ -127,7 +127,7 @@ class _MLPJetFn(torch.autograd.Function):
         # layer 0: the derivative rows of its pre-activation do not depend on the point
         z = torch.addmm(bs[0], xs, ws[0].t())
         cd = scale[:, None] * ws[0].t()  # (d, w): dz/dx_k
-        saved: list[tuple[Tensor, ...]] = []
+        saved: list[tuple[Tensor | None, ...]] = []
         if n_layers == 1:
             k = z.shape[1]
             out = z.new_zeros(nv + (d + len(pairs)) * n, k)
@@ -313,10 +313,10 @@ def _cached_jet(
     cache: dict[Any, Jet] | None,
     points_key: Any,
 ) -> Jet:
-    if cache is None or _has_trainable(fn):
+    # without a key naming the points nothing is cached: a tensor's storage address and
+    # version are reused by later tensors holding other points
+    if cache is None or points_key is None or _has_trainable(fn):
         return _function_jet(fn, what, x, pairs)
-    if points_key is None:
-        points_key = (x.data_ptr(), x._version)
     key = (what, id(fn), points_key, tuple(x.shape), x.dtype, tuple(pairs))
     jet = cache.get(key)
     if jet is None:
@@ -348,8 +348,8 @@ def taylor_jet(
             ``d2y/dx_i dx_j`` are wanted.
         cache: optional dict in which the derivatives of a :class:`~hybridml.HardBoundary`'s
             (parameter-free) ``g`` and ``distance`` are kept between calls at the same points.
-        points_key: a hashable identifying the points ``x`` for the cache (default:
-            ``x``'s storage and version).
+        points_key: a hashable identifying the points ``x`` for the cache; without it
+            nothing is cached.
         extra: optional further points ``(m, d)`` at which only the value is wanted
             (evaluated in the same pass); it is returned as the jet's ``extra``.
 

@@ -275,21 +275,27 @@ class PDEResidual(LossTerm):
         self.register_buffer("points", torch.as_tensor(points, dtype=torch.get_default_dtype()))
         self._wanted: set[Any] | None = None  # derivatives the pde asks for; None = unknown
         self._taylor_off = False  # set when the pde needs more than the jet can give
+        self._jet_key: Any = None  # the points the cached boundary-function jets belong to
         self._jet_cache: dict[Any, Jet] = {}
         self._model_ref: Callable[[], nn.Module | None] = lambda: None
 
-    def residual(self, model: nn.Module, x: Tensor) -> Tensor:
-        """The residual ``(n, k)`` of ``model`` at points ``x`` (``requires_grad=True``)."""
+    def residual(self, model: nn.Module, x: Tensor, *, at_points: bool = False) -> Tensor:
+        """The residual ``(n, k)`` of ``model`` at points ``x`` (``requires_grad=True``).
+
+        ``at_points``: ``x`` holds the term's own collocation points (a copy of
+        ``self.points``), so what depends on the points alone may be reused between calls.
+        """
         use_taylor = (
             self.derivatives != "autograd" and not self._taylor_off and taylor_supported(model)
         )
         if use_taylor and self._wanted is not None:
             pairs: list[Pair] = [p for p in self._wanted if isinstance(p, tuple)]
-            key = (
-                (self.points.data_ptr(), self.points._version)
-                if x.shape == self.points.shape
-                else None
-            )
+            key = None
+            if at_points:
+                key = (self.points.data_ptr(), self.points._version, self.points.dtype)
+                if key != self._jet_key:  # other points now: drop what was kept for the old
+                    self._jet_cache.clear()
+                    self._jet_key = key
             jet = taylor_jet(model, x, pairs, cache=self._jet_cache, points_key=key)
             misses: set[Any] = set()
             out = self._evaluate(jet.value, x, jet, misses)
@@ -321,7 +327,7 @@ class PDEResidual(LossTerm):
         """Mean squared residual at the current collocation points."""
         self._model_ref = weakref.ref(model)
         x = self.points.detach().clone().requires_grad_(True)
-        return (self.residual(model, x) ** 2).mean()
+        return (self.residual(model, x, at_points=True) ** 2).mean()
 
     def residual_at(self, points: np.ndarray) -> Tensor | None:
         """Residual (detached) of the model last evaluated, or None if there was none."""
@@ -349,6 +355,7 @@ class PDEResidual(LossTerm):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.__dict__.setdefault("_taylor_off", False)
+        self.__dict__.setdefault("_jet_key", None)
         self._model_ref = lambda: None
 
     def extra_repr(self) -> str:
