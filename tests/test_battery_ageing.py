@@ -202,6 +202,38 @@ def _regenerating(cycle: np.ndarray, s: float, tau: float) -> tuple[np.ndarray, 
     return trend + regen_basis(cycle, events, tau) @ np.array([0.08, 0.1]), trend
 
 
+def test_hybrid_chooses_its_share_of_the_correction_on_training_cells_only() -> None:
+    from hybridml.battery._data import Cell
+    from hybridml.battery._methods import SHRINK_GRID, HybridMethod, NetSettings, Window
+
+    lib = _library()
+    cycle = np.arange(1.0, 121.0)
+
+    def cell(i: int, s: float) -> Cell:
+        cap = 2.0 * lib.shape(2, (cycle - 1) / s)
+        return Cell(f"C{i}", cycle, cap, np.arange(2, 122))
+
+    cells = [cell(i, s) for i, s in enumerate((3.5, 4.0, 4.5, 4.2))]
+    window = Window(40.0)
+    nets = NetSettings(n_members=2, steps=30)
+    m = HybridMethod(lib, nets, shrink=SHRINK_GRID).fit(cells[:3], cells[3], window)
+    # one inner fold per training cell; the share with the lowest mean inner RMSE is kept
+    assert m.inner_ is not None and len(m.inner_) == 3
+    assert set(m.inner_rmse_) == set(SHRINK_GRID)
+    assert m.shrink_ == min(m.inner_rmse_, key=lambda lam: (m.inner_rmse_[lam], lam))
+    assert len(m.inner_scores()) == 3 * int((cycle > 40).sum())
+    base, corr = m._parts(cycle)
+    mean, scale = m.predict(cycle)
+    np.testing.assert_allclose(mean, base + m.shrink_ * corr.mean(axis=0))
+    np.testing.assert_allclose(m.members(cycle).mean(axis=0), mean)
+    assert scale is not None and np.all(scale >= 0.01)
+    # a single share is used as given, without inner folds; the default is the full one
+    zero = HybridMethod(lib, nets, shrink=(0.0,)).fit(cells[:3], cells[3], window)
+    assert zero.inner_ is None and zero.shrink_ == 0.0
+    np.testing.assert_allclose(zero.predict(cycle)[0], zero._parts(cycle)[0])
+    assert HybridMethod(lib, nets).fit(cells[:3], cells[3], window).shrink_ == 1.0
+
+
 def test_regen_events_are_rises_above_20_mah() -> None:
     cycle = np.arange(1.0, 8.0)
     cap = np.array([2.0, 1.995, 1.99, 2.03, 2.02, 2.015, 2.03])

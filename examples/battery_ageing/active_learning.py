@@ -78,9 +78,7 @@ class _HybridFit:
 
         cycles = np.asarray(X, dtype=float).reshape(-1)
         m = self.method
-        x, p, mult = m._features(m.prior_, m.rate_factor_, cycles)
-        outs = (p[None, :] + mult[None, :] * m._member_outputs(x)) * m.prior_.initial
-        outs = outs + m.prior_.transient(cycles)[None, :]  # rest of known regeneration
+        outs = m.members(cycles)  # prior + rest of known regeneration + correction
         mean, std = outs.mean(axis=0)[:, None], outs.std(axis=0)[:, None]
         if self.threshold is not None:
             prob = norm.cdf((self.threshold - outs) / _REPEATABILITY).mean(axis=0)

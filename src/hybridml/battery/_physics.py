@@ -394,6 +394,7 @@ def fleet_prior(
     cells: Sequence[tuple[np.ndarray, np.ndarray]],
     regen: bool = True,
     known_cycles: float | None = None,
+    regen_tau: float | None = None,
 ) -> FleetPrior:
     """Best-fit log time scale of each trajectory on each fully measured cell.
 
@@ -409,6 +410,7 @@ def fleet_prior(
             own cells: leave one fleet cell out, identify its prior from its cycles <= N
             with the other cells as fleet, and score the squared error of the prediction
             after N; without it ``tau`` is :data:`REGEN_TAU_DEFAULT`.
+        regen_tau: use this recovery time (with ``regen``) instead of choosing one.
 
     Returns:
         The :class:`FleetPrior` (mean and spread over the cells, per trajectory).
@@ -419,6 +421,8 @@ def fleet_prior(
     if regen:
         usable = known_cycles is not None and len(cells) > 1
         taus = REGEN_TAUS if usable else (REGEN_TAU_DEFAULT,)
+        if regen_tau is not None:
+            taus = (float(regen_tau),)
     best: dict[float | None, np.ndarray] = {}
     for tau in taus:
         rows = []

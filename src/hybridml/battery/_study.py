@@ -397,7 +397,7 @@ def _run_fold(
         lower = upper = None
         q = None
         if scale is not None and main:
-            q = _calibrate(name, train, window, library, nets, seed)
+            q = _calibrate(name, train, window, library, nets, seed, method)
             if q is not None:
                 lower, upper = mean - q * scale, mean + q * scale
         out.append(
@@ -423,9 +423,16 @@ def _calibrate(
     library: FadeLibrary,
     nets: NetSettings,
     seed: int,
+    fitted: Method | None = None,
 ) -> float | None:
-    """Conformal multiplier from an inner leave-one-cell-out over the training cells."""
+    """Conformal multiplier from an inner leave-one-cell-out over the training cells.
+
+    The hybrid reuses the inner folds it ran to choose its share of the correction
+    (same training cells, seeds and settings), scored at the share it chose."""
     scores: list[float] = []
+    if isinstance(fitted, HybridMethod) and fitted.inner_ is not None:
+        scores = fitted.inner_scores()
+        train = []
     for j, held in enumerate(train):
         if len(train) < 2 or _window_problem(held, window) is not None:
             continue
