@@ -74,13 +74,14 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
             ``(m, d)`` inside the geometry, ``y`` of shape ``(m,)`` or ``(m, k)``; a loss term
             ``"data"``.
         observed_components: the output components ``y`` holds (default: the first ``k``).
-        derivatives: ``"auto"`` (default: forward Taylor propagation of the input
-            derivatives through the network in one pass, with a hand-written backward, for
+        derivatives: ``"autograd"`` (default; DeepXDE's reverse-over-reverse autograd) or
+            ``"auto"``/``"taylor"`` (forward Taylor propagation of the input derivatives
+            through the network in one pass, with a hand-written backward, for
             :class:`hybridml.MLP` networks with tanh/sigmoid activations, optionally inside
-            :class:`hybridml.Constrained` with a :class:`hybridml.HardBoundary`; DeepXDE's
-            reverse-over-reverse autograd for any other model or derivative), ``"taylor"``
-            (the same) or ``"autograd"`` (always autograd). Both give the same residual to
-            rounding; see docs/simulators/deepxde.md for the speeds.
+            :class:`hybridml.Constrained` with a :class:`hybridml.HardBoundary`; autograd for
+            any other model or derivative). Both give the same residual to rounding; on a
+            2-core CPU a whole Adam iteration measured no faster with Taylor mode (see
+            docs/simulators/deepxde.md), so autograd stays the default.
         resampling: how the residual term's ``resample`` moves its points
             (:class:`~hybridml_deepxde.RAD`, :class:`~hybridml_deepxde.RAR`,
             :class:`~hybridml_deepxde.UniformResampling`); ``None`` keeps them. The trainer
@@ -112,7 +113,7 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
         parameters: Mapping[str, nn.Module] | None = None,
         observations: tuple[Any, Any] | None = None,
         observed_components: Sequence[int] | None = None,
-        derivatives: str = "auto",
+        derivatives: str = "autograd",
         resampling: Resampling | None = None,
         residual_threshold: float = 1e-2,
         condition_threshold: float = 1e-2,

@@ -221,10 +221,10 @@ def test_taylor_jet_values_and_gradients_match_autograd(kind: str) -> None:
         torch.testing.assert_close(u, v, rtol=1e-10, atol=1e-12)
 
 
-def test_default_derivatives_are_taylor_and_agree_with_autograd() -> None:
-    a = small_burgers()
-    assert a.derivatives == "auto"
-    b = small_burgers(derivatives="autograd")
+def test_auto_derivatives_agree_with_the_default_autograd() -> None:
+    a = small_burgers(derivatives="auto")
+    b = small_burgers()
+    assert b.derivatives == "autograd"
     model = a.default_model((8, 8))
     r1, r2 = _residuals(a, b, model, torch.float32)
     torch.testing.assert_close(r1, r2, rtol=1e-4, atol=1e-5)  # float32 rounding
@@ -292,6 +292,23 @@ def test_checks_report_condition_violation_and_hard_constraints_remove_it() -> N
 
 
 # ----------------------------------------------------------------------- resampling
+
+
+def test_residual_at_new_points_is_never_served_stale_boundary_jets() -> None:
+    # candidate points of successive resamples reuse each other's storage; the hard
+    # constraint's g/distance jets must not be taken from a cache keyed by that storage
+    a = burgers(hard=True, num_domain=300, train_distribution="pseudo", resampling=RAD())
+    model = a.default_model((8, 8), transform=burgers_hard_transform())
+    term = a.loss_terms()["pde"]
+    term(model)
+    term(model)
+    reference = burgers(hard=True, num_domain=10, derivatives="autograd").loss_terms()["pde"]
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(6):
+        cand = term.sample(3000, gen)
+        got = term.residual_at(cand)
+        x = torch.as_tensor(cand, dtype=torch.float32).requires_grad_(True)
+        torch.testing.assert_close(got, reference.residual(model, x).detach(), rtol=1e-4, atol=1e-5)
 
 
 def test_rad_concentrates_points_where_the_residual_is_large() -> None:
