@@ -83,6 +83,20 @@ def test_lr_annealing_matches_the_formula():
     assert w10["bc"] == pytest.approx(0.9 * expected + 0.1 * lam_hat, rel=1e-6)
 
 
+def test_lr_annealing_max_weight_caps_a_runaway_weight():
+    _, losses, params = two_losses()  # lam_hat > 100 for "bc" (see the test above)
+    capped = LRAnnealing(every=1, alpha=0.0, max_weight=50.0)
+    capped.init(["pde", "bc"])
+    assert capped.weights(0, losses, params)["bc"] == 50.0
+    free = LRAnnealing(every=1, alpha=0.0)
+    free.init(["pde", "bc"])
+    assert free.weights(0, losses, params)["bc"] > 100.0  # the paper's rule, unbounded
+    assert "max_weight=50.0" in repr(capped)
+    for bad in (0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="max_weight"):
+            LRAnnealing(max_weight=bad)
+
+
 def test_lr_annealing_reference_and_state():
     _, losses, params = two_losses()
     with pytest.raises(ValueError, match=r"reference='data'.*\['pde', 'bc'\]"):

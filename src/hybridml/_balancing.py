@@ -151,16 +151,33 @@ class LRAnnealing(Balancer):
         every: update the weights every this many steps (costs one extra backward pass
             per term).
         alpha: moving-average factor in [0, 1); larger is smoother.
+        max_weight: optional upper bound on every weight (``None``, the default, is the
+            paper's unbounded rule). Set it (e.g. ``1e3``) when a nearly satisfied term's
+            weight runs away and swamps the others.
     """
 
-    def __init__(self, reference: str | None = None, every: int = 10, alpha: float = 0.9) -> None:
+    def __init__(
+        self,
+        reference: str | None = None,
+        every: int = 10,
+        alpha: float = 0.9,
+        *,
+        max_weight: float | None = None,
+    ) -> None:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"LRAnnealing: every must be an int >= 1, got {every!r}.")
         if not 0.0 <= float(alpha) < 1.0:
             raise ValueError(f"LRAnnealing: alpha must be in [0, 1), got {alpha!r}.")
+        if max_weight is not None and not (
+            math.isfinite(float(max_weight)) and float(max_weight) > 0.0
+        ):
+            raise ValueError(
+                f"LRAnnealing: max_weight must be a finite number > 0 or None, got {max_weight!r}."
+            )
         self.reference = reference
         self.every = every
         self.alpha = float(alpha)
+        self.max_weight = None if max_weight is None else float(max_weight)
         self._names: list[str] = []
         self._ref = ""
         self._weights: dict[str, float] = {}
@@ -205,6 +222,8 @@ class LRAnnealing(Balancer):
             if mean > 0.0 and math.isfinite(mean) and math.isfinite(max_ref):
                 lam_hat = max_ref / mean
                 new[name] = self.alpha * new[name] + (1.0 - self.alpha) * lam_hat
+                if self.max_weight is not None:
+                    new[name] = min(new[name], self.max_weight)
         self._weights = new
         return new
 
@@ -218,7 +237,11 @@ class LRAnnealing(Balancer):
         self._weights = {n: float(state["weights"][n]) for n in self._names}
 
     def __repr__(self) -> str:
-        return f"LRAnnealing(reference={self.reference!r}, every={self.every}, alpha={self.alpha})"
+        cap = "" if self.max_weight is None else f", max_weight={self.max_weight}"
+        return (
+            f"LRAnnealing(reference={self.reference!r}, every={self.every}, "
+            f"alpha={self.alpha}{cap})"
+        )
 
 
 class ReLoBRaLo(Balancer):
