@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -19,18 +19,11 @@ _HAS_ADAPTER = importlib.util.find_spec("hybridml_pybamm") is not None
 _SCRIPT = Path(__file__).parents[1] / "examples" / "battery_ageing" / "active_learning.py"
 
 
-def _load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("battery_active_learning", _SCRIPT)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # its dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.mark.skipif(not _HAS_ADAPTER, reason="the PyBaMM adapter (simulators/pybamm) is needed")
-def test_quick_demo_recommends_unmeasured_cycles_and_tracks_eol(tmp_path: Path) -> None:
-    al = _load_script()
+def test_quick_demo_recommends_unmeasured_cycles_and_tracks_eol(
+    tmp_path: Path, load_script: Callable[[Path, str], ModuleType]
+) -> None:
+    al = load_script(_SCRIPT, "battery_active_learning")
     known, rounds, batch = 30, 2, 3
     out_json = tmp_path / "res.json"
     res = al.main(

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -16,13 +15,8 @@ _SCRIPT = Path(__file__).parents[1] / "benchmarks" / "data_efficiency.py"
 
 
 @pytest.fixture(scope="module")
-def de() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("data_efficiency", _SCRIPT)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # its dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
+def de(load_script: Callable[[Path, str], ModuleType]) -> ModuleType:
+    return load_script(_SCRIPT, "data_efficiency")
 
 
 def test_quick_ode_study_writes_figures_and_plot(de: ModuleType, tmp_path: Path) -> None:

@@ -7,11 +7,11 @@ benchmark's goals (those are for the full run; see docs/simulators/deepxde.md).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -20,15 +20,8 @@ BENCHMARK = Path(__file__).resolve().parents[3] / "benchmarks" / "pinn_burgers.p
 
 
 @pytest.mark.skipif(not BENCHMARK.exists(), reason="benchmarks/ is not in this checkout")
-def test_quick_benchmark(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("pinn_burgers", BENCHMARK)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[spec.name]
+def test_quick_benchmark(tmp_path: Path, load_script: Callable[[Path, str], ModuleType]) -> None:
+    module = load_script(BENCHMARK, "pinn_burgers")
     out = tmp_path / "quick.json"
     result = module.main(["--quick", "--json", str(out)])
     saved = json.loads(out.read_text())
