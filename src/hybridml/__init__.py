@@ -48,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     "Constrained": "_models",
     "ResidualModel": "_models",
     "UDE": "_models",
+    "LinearForcingUDE": "_models",
     "PhysicalParameter": "_models",
     # training
     "Trainer": "_trainer",
@@ -156,6 +157,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         BoxSampler,
         Constrained,
         HardBoundary,
+        LinearForcingUDE,
         OutputTransform,
         PhysicalParameter,
         Positive,
