@@ -7,14 +7,25 @@ are compared at 5, 10, 20, 50, 100 and 200 noisy measurements (drawn at random t
 * **physics**: the simulator alone (it does not learn, so its error is flat);
 * **physics-calibrated** (cases with a calibration): the simulator with one physical
   parameter fitted to the same measurements by least squares (see ``LatticeCalibration``);
-* **hybrid**: the (calibrated) simulator plus a network correction, the correction a
-  ``HybridRegressor`` fitted to the residuals ``y - simulator(x)`` (so its output is scaled
-  to the residuals' spread).
+* **hybrid**: the physics with a learned part, of the kind chosen a priori for the case:
 
-Both networks have the same architecture, learning rate and largest budget (a case may
-set a larger one for both: the ODE case trains up to Adam 4000 + L-BFGS 1000 steps, the
+  - where the known model is linear and the missing physics acts as an input of it (the
+    ``ode`` case: the drifting rest position is a force ``k z(t)`` on the oscillator), a
+    universal differential equation with a learned forcing, ``dv/dt = -k x - c v +
+    f(t)``, ``f`` a network of time (:class:`hybridml.LinearForcingUDE`: the simulator's
+    response to the forcing is a precomputed impulse-response matrix, see
+    ``ForcingRegressor``);
+  - otherwise (the PyBaMM cases) an output correction: the (calibrated) simulator plus a
+    ``HybridRegressor`` fitted to the residuals ``y - simulator(x)`` (so its output is
+    scaled to the residuals' spread);
+
+* **hybrid-output** (cases whose hybrid is a forcing): the output correction as well, for
+  comparison.
+
+All networks have the same architecture, learning rate and largest budget (a case may
+set a larger one for all: the ODE case trains up to Adam 4000 + L-BFGS 1000 steps, the
 PyBaMM cases up to 1500 + 300); how long each trains is chosen by cross-validation on the
-measurements (``fit_selected``), by the same rule for both. The noise-free truth is used
+measurements (``fit_selected``), by the same rule for all. The noise-free truth is used
 only to score the predictions.
 
 Cases:
@@ -37,7 +48,8 @@ over seeds.
 ``measurements_ratio`` = (fewest measurements from which on the hybrid's error stays at or
 below the network's error at 200) / 200, read off the grid of measurement numbers (so it is
 an upper bound; the goal is <= 0.1); ``null`` when the hybrid never reaches it.
-``first_crossing_ratio`` is the same for the first grid point at or below the target.
+``first_crossing_ratio`` is the same for the first grid point at or below the target;
+``measurements_ratio_by_hybrid`` gives the ratio of each hybrid (``hybrid-output`` too).
 
 Usage::
 
@@ -106,8 +118,22 @@ class Case:
     simulated: np.ndarray  # the simulator on the grid
     noise: float  # measurement noise (standard deviation)
     calibration: LatticeCalibration | None = None  # a simulator parameter fitted to data
-    # training settings of this case's networks (both models alike); None: ``SETTINGS``
+    # training settings of this case's networks (all models alike); None: ``SETTINGS``
     settings: dict[str, Any] | None = None
+    # the simulator as a linear model with an input: the hybrid is then a learned forcing
+    # of it (``ForcingRegressor``); None: the hybrid is an output correction
+    linear: LinearModel | None = None
+
+
+@dataclass
+class LinearModel:
+    """The simulator as a linear model ``dy/dt = A y + B f(t)``, ``y(t_0) = y0``, whose
+    output is the state component ``observe``; ``f`` is the input a hybrid learns."""
+
+    A: np.ndarray
+    B: np.ndarray
+    y0: np.ndarray
+    observe: int = 0
 
 
 class LatticeCalibration:
@@ -238,6 +264,11 @@ def ode_case() -> Case:
         # a larger budget than the default: with 1500 + 300 steps the network alone was
         # budget-limited here (cross-validation chose 1760-1800 of 1800 steps at n = 100-200)
         settings=ODE_SETTINGS,
+        # the damped oscillator is linear: dx/dt = v, dv/dt = -k x - c v (+ a forcing on v,
+        # which is how the drift acts: k z(t))
+        linear=LinearModel(
+            A=np.array([[0.0, 1.0], [-4.0, -0.3]]), B=np.array([0.0, 1.0]), y0=np.array([1.0, 0.0])
+        ),
     )
 
 
@@ -341,6 +372,96 @@ QUICK_SETTINGS: dict[str, Any] = {**SETTINGS, "adam_steps": 300, "lbfgs_steps": 
 FOLDS = 3  # cross-validation folds for choosing the training length (2 with --quick)
 
 
+class _Scaled(nn.Module):
+    """``shift + scale * net(t)``: a forcing network's output in the forcing's units."""
+
+    shift: Tensor
+    scale: Tensor
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("shift", torch.zeros(()))
+        self.register_buffer("scale", torch.ones(()))
+
+    def forward(self, x: Tensor) -> Tensor:
+        out: Tensor = self.shift + self.scale * self.net(x)
+        return out
+
+
+class ForcingRegressor:
+    """The forcing hybrid: the simulator (a linear model) driven by a learned input.
+
+    The model is ``dy/dt = A y + B f(t)`` from the known initial state, its output the
+    observed state component, ``f`` a network of time (:class:`hybridml.LinearForcingUDE`
+    on the case's time grid; the network is an ``MLP`` like the others, its input scaled
+    from the grid's range). With ``f = 0`` it is the simulator. Like ``HybridRegressor``
+    it scales the network's output from the measurements it is fitted to: to the constant
+    forcing whose response fits the residuals ``y - simulator(x)`` best (least squares)
+    plus the residuals' spread divided by the root mean square of that response. It
+    trains the same way (Adam, then L-BFGS in float64, the same seed) and has the same
+    ``fit(x, y, validation=)``, ``predict(x)`` and ``history_``, for ``fit_selected``.
+    """
+
+    def __init__(
+        self,
+        linear: LinearModel,
+        t: np.ndarray,
+        *,
+        hidden: tuple[int, ...],
+        adam_steps: int,
+        lbfgs_steps: int,
+        lr: float,
+        seed: int,
+        progress: bool = False,
+    ) -> None:
+        self.linear, self.t = linear, t
+        self.hidden, self.lr, self.seed, self.progress = tuple(hidden), lr, seed, progress
+        self.adam_steps, self.lbfgs_steps = adam_steps, lbfgs_steps
+
+    def fit(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        *,
+        validation: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> ForcingRegressor:
+        net = hm.MLP(
+            1,
+            1,
+            self.hidden,
+            nn.Tanh,
+            input_lower=[float(self.t[0])],
+            input_upper=[float(self.t[-1])],
+            generator=torch.Generator().manual_seed(self.seed),
+        )
+        forcing = _Scaled(net)
+        lin = self.linear
+        model = hm.LinearForcingUDE(lin.A, lin.B, lin.y0, self.t, forcing, observe=[lin.observe])
+        with torch.no_grad():  # the simulator (f = 0) and its response to f = 1, at x
+            free = model.free[:, 0].double().numpy()
+            step = model.W.double().sum(dim=1).numpy()
+        residual = y[:, 0] - np.interp(x[:, 0], self.t, free)
+        response = np.interp(x[:, 0], self.t, step)
+        rms = float(np.sqrt(np.mean(response**2)))
+        if rms > 0:
+            forcing.shift.fill_(float(residual @ response / (response @ response)))
+            forcing.scale.fill_(float(max(residual.std(), 1e-12)) / rms)
+        phases: list[Any] = [hm.Adam(self.adam_steps, lr=self.lr)]
+        if self.lbfgs_steps > 0:
+            phases.append(hm.LBFGS(self.lbfgs_steps))
+        trainer = hm.Trainer(phases, seed=self.seed, progress=self.progress)
+        val = None if validation is None else {"data": hm.DataLoss(*validation)}
+        self.history_ = trainer.fit(model, {"data": hm.DataLoss(x, y)}, val_losses=val)
+        self.model_ = model
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        dtype = next(self.model_.parameters()).dtype
+        with torch.no_grad():
+            return self.model_(torch.as_tensor(x, dtype=dtype)).double().numpy()
+
+
 def fit_selected(
     anchor: tuple[np.ndarray, np.ndarray],
     x: np.ndarray,
@@ -351,6 +472,7 @@ def fit_selected(
     quick: bool,
     select: bool = True,
     budget: dict[str, Any] | None = None,
+    make: Callable[..., Any] | None = None,
 ) -> tuple[np.ndarray, int]:
     """Fit a network to ``(x, y)`` with a training length chosen by cross-validation.
 
@@ -362,16 +484,16 @@ def fit_selected(
     state) is in every training set and never held out. Returns the prediction at
     ``t_pred`` and the chosen number of steps. With ``select=False`` the network trains
     for the whole budget, without cross-validation. ``budget``: the training settings
-    (default ``SETTINGS``; ``QUICK_SETTINGS`` with ``quick``).
+    (default ``SETTINGS``; ``QUICK_SETTINGS`` with ``quick``). ``make``: builds the model
+    from the settings (default ``hybridml.HybridRegressor``; e.g. a ``ForcingRegressor``).
     """
+    build = make if make is not None else hm.HybridRegressor
     base = QUICK_SETTINGS if quick else (budget if budget is not None else SETTINGS)
     settings: dict[str, Any] = {**base, "seed": seed}
     settings["progress"] = False
     adam = settings["adam_steps"]
     if not select:
-        est = hm.HybridRegressor(**settings).fit(
-            np.concatenate([anchor[0], x]), np.concatenate([anchor[1], y])
-        )
+        est = build(**settings).fit(np.concatenate([anchor[0], x]), np.concatenate([anchor[1], y]))
         return np.asarray(est.predict(t_pred[:, None]))[:, 0], adam + settings["lbfgs_steps"]
     n = len(x)
     folds = min(2 if quick else FOLDS, n)
@@ -380,7 +502,7 @@ def fit_selected(
     steps: list[int] = []
     for k in range(folds):
         train, held = fold != k, fold == k
-        est = hm.HybridRegressor(**settings).fit(
+        est = build(**settings).fit(
             np.concatenate([anchor[0], x[train]]),
             np.concatenate([anchor[1], y[train]]),
             validation=(x[held], y[held]),
@@ -392,9 +514,7 @@ def fit_selected(
     assert total is not None
     best = max(int(steps[int(np.argmin(total))]), 10)
     settings.update(adam_steps=min(best, adam), lbfgs_steps=max(0, best - adam))
-    est = hm.HybridRegressor(**settings).fit(
-        np.concatenate([anchor[0], x]), np.concatenate([anchor[1], y])
-    )
+    est = build(**settings).fit(np.concatenate([anchor[0], x]), np.concatenate([anchor[1], y]))
     return np.asarray(est.predict(t_pred[:, None]))[:, 0], best
 
 
@@ -410,13 +530,26 @@ def _one_fork(n: int, seed: int, quick: bool) -> dict[str, Any]:
     return _one(_CASE, n, seed, quick)
 
 
-def _one(case: Case, n: int, seed: int, quick: bool) -> dict[str, Any]:
-    """Every model of ``case`` from ``n`` measurements drawn with ``seed``."""
+def _kinds(case: Case) -> list[str]:
+    """The models of ``case`` besides the physics alone (whose error does not depend on n)."""
     kinds = ["network", "network-full", "hybrid"]
     if case.calibration is not None:
         kinds.insert(2, "physics-calibrated")
+    if case.linear is not None:  # the hybrid is a forcing; the output correction beside it
+        kinds.insert(-1, "hybrid-output")
+    return kinds
+
+
+def _trained(case: Case) -> list[str]:
+    """The models of ``case`` with a network (and a training length)."""
+    return [k for k in _kinds(case) if k not in ("network-full", "physics-calibrated")]
+
+
+def _one(case: Case, n: int, seed: int, quick: bool) -> dict[str, Any]:
+    """Every model of ``case`` from ``n`` measurements drawn with ``seed``."""
+    kinds = _kinds(case)
     row: dict[str, Any] = {k: math.nan for k in kinds}
-    row["steps"] = {"network": -1, "hybrid": -1}
+    row["steps"] = {k: -1 for k in _trained(case)}
     row["cal"] = row["tau"] = math.nan
     rng = np.random.default_rng([seed, n])
     x = np.sort(rng.uniform(case.t[0], case.t[-1], n))
@@ -433,17 +566,22 @@ def _one(case: Case, n: int, seed: int, quick: bool) -> dict[str, Any]:
         )
         row["cal"], row["tau"] = value
         row["physics-calibrated"] = rmse(base, case.truth)
-    # network alone, and the hybrid: the physics plus a network fitted to the
-    # residuals y - physics(x) (HybridRegressor scales its output to their spread)
+    # network alone, and the output-correction hybrid: the physics plus a network fitted
+    # to the residuals y - physics(x) (HybridRegressor scales its output to their spread)
     base_at_x = np.interp(x, case.t, base)
+    output = "hybrid" if case.linear is None else "hybrid-output"
     # "network-full": the network alone trained for the whole budget, not selected
     # by cross-validation (a second baseline; the target is the better of the two)
-    for kind, target, offset in (
-        ("network", y, 0.0),
-        ("network-full", y, 0.0),
-        ("hybrid", y - base_at_x, base),
-    ):
-        a = (anchor[0], anchor[1] - (base[:1, None] if kind == "hybrid" else 0.0))
+    models: list[tuple[str, np.ndarray, Any, Callable[..., Any] | None]] = [
+        ("network", y, 0.0, None),
+        ("network-full", y, 0.0, None),
+        (output, y - base_at_x, base, None),
+    ]
+    if case.linear is not None:  # the forcing hybrid predicts y itself (f = 0: the simulator)
+        linear = case.linear
+        models.append(("hybrid", y, 0.0, lambda **s: ForcingRegressor(linear, case.t, **s)))
+    for kind, target, offset, make in models:
+        a = (anchor[0], anchor[1] - (base[:1, None] if kind == output else 0.0))
         try:
             pred, used = fit_selected(
                 a,
@@ -454,6 +592,7 @@ def _one(case: Case, n: int, seed: int, quick: bool) -> dict[str, Any]:
                 quick=quick,
                 select=kind != "network-full",
                 budget=case.settings,
+                make=make,
             )
             row[kind] = rmse(offset + pred, case.truth)
             if kind in row["steps"]:
@@ -467,11 +606,10 @@ def run_case(
     case: Case, seeds: int, quick: bool, ns: tuple[int, ...], jobs: int = 1
 ) -> dict[str, Any]:
     global _CASE
-    kinds = ["network", "network-full", "hybrid"]
-    if case.calibration is not None:
-        kinds.insert(2, "physics-calibrated")
+    kinds = _kinds(case)
+    trained = _trained(case)
     errors: dict[str, list[list[float]]] = {k: [] for k in ("physics", *kinds)}
-    steps: dict[str, list[list[int]]] = {"network": [], "hybrid": []}
+    steps: dict[str, list[list[int]]] = {k: [] for k in trained}
     calibrated: list[list[float]] = []
     switch_times: list[list[float]] = []
     physics = rmse(case.simulated, case.truth)
@@ -491,7 +629,7 @@ def run_case(
     for n in ns:
         rows = [done[n, seed] for seed in range(seeds)]
         row = {k: [r[k] for r in rows] for k in kinds}
-        row_steps = {k: [r["steps"][k] for r in rows] for k in ("network", "hybrid")}
+        row_steps = {k: [r["steps"][k] for r in rows] for k in trained}
         row_cal = [r["cal"] for r in rows]
         row_tau = [r["tau"] for r in rows]
         for kind, values in row.items():
@@ -508,22 +646,32 @@ def run_case(
             if case.calibration is not None
             else ""
         )
+        other = (
+            f"hybrid-output {np.nanmean(row['hybrid-output']):.4g}  "
+            if "hybrid-output" in row
+            else ""
+        )
+        lengths = ", ".join(f"{k} {v}" for k, v in row_steps.items())
         print(
             f"  {case.name}: n={n:>3}  network {np.nanmean(row['network']):.4g} "
             f"(full budget {np.nanmean(row['network-full']):.4g})  "
-            f"hybrid {np.nanmean(row['hybrid']):.4g}  physics {physics:.4g}{extra}  "
-            f"(steps: network {row_steps['network']}, hybrid {row_steps['hybrid']})",
+            f"hybrid {np.nanmean(row['hybrid']):.4g}  {other}physics {physics:.4g}{extra}  "
+            f"(steps: {lengths})",
             flush=True,
         )
     mean = {k: [float(np.nanmean(v)) for v in vals] for k, vals in errors.items()}
     # the target: the better of the two networks alone at the largest n
     nn_at_max = min(mean["network"][-1], mean["network-full"][-1])
-    below = [e <= nn_at_max for e in mean["hybrid"]]
-    # the fewest measurements from which on the hybrid stays at or below the target (a dip
-    # below it followed by a rise above does not count); and the first dip, for reference
-    stays = [n for i, n in enumerate(ns) if all(below[i:])]
-    first = [n for n, b in zip(ns, below, strict=True) if b]
-    ratio = stays[0] / ns[-1] if stays else None
+
+    def crossing(kind: str) -> tuple[float | None, float | None]:
+        # the fewest measurements from which on the model stays at or below the target (a
+        # dip below it followed by a rise above does not count); and the first dip
+        below = [e <= nn_at_max for e in mean[kind]]
+        stays = [n for i, n in enumerate(ns) if all(below[i:])]
+        first = [n for n, b in zip(ns, below, strict=True) if b]
+        return (stays[0] / ns[-1] if stays else None), (first[0] / ns[-1] if first else None)
+
+    ratio, first_ratio = crossing("hybrid")
     at10 = ns.index(10) if 10 in ns else 0
     return {
         "description": case.description,
@@ -537,8 +685,16 @@ def run_case(
         "calibrated_parameter": None if case.calibration is None else case.calibration.name,
         "calibrated_values": calibrated if case.calibration is not None else None,
         "calibrated_switch_times": switch_times if case.calibration is not None else None,
+        "hybrid_kind": (
+            "output correction: simulator + network(t)"
+            if case.linear is None
+            else "learned forcing: linear simulator driven by network(t) (LinearForcingUDE)"
+        ),
         "measurements_ratio": ratio,
-        "first_crossing_ratio": first[0] / ns[-1] if first else None,
+        "first_crossing_ratio": first_ratio,
+        "measurements_ratio_by_hybrid": {
+            k: crossing(k)[0] for k in ("hybrid", "hybrid-output") if k in mean
+        },
         "hybrid_error_at_10": mean["hybrid"][at10],
         "nn_error_at_10": min(mean["network"][at10], mean["network-full"][at10]),
         "physics_error": physics,
@@ -556,11 +712,14 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         cal = "physics-calibrated" in e
         head = f"{'n':>5} {'network':>10} {'(full)':>10} {'physics':>10}"
         head += f" {'calibrated':>11}" if cal else ""
+        out = "hybrid-output" in e
+        head += f" {'hyb-output':>10}" if out else ""
         lines.append(head + f" {'hybrid':>10}")
         for i, n in enumerate(r["n_measurements"]):
             line = f"{n:>5} {e['network'][i]:>10.4g} {e['network-full'][i]:>10.4g}"
             line += f" {e['physics'][i]:>10.4g}"
             line += f" {e['physics-calibrated'][i]:>11.4g}" if cal else ""
+            line += f" {e['hybrid-output'][i]:>10.4g}" if out else ""
             lines.append(line + f" {e['hybrid'][i]:>10.4g}")
         ratio = r["measurements_ratio"]
         lines.append(
@@ -568,6 +727,12 @@ def table(results: dict[str, dict[str, Any]]) -> str:
             f"(goal <= 0.1); hybrid/network error at 10: "
             f"{r['hybrid_error_at_10']:.4g} / {r['nn_error_at_10']:.4g}"
         )
+        if out:
+            other = r["measurements_ratio_by_hybrid"]["hybrid-output"]
+            lines.append(
+                f"hybrid: {r['hybrid_kind']}; hybrid-output (the output correction): "
+                f"ratio {other if other is not None else 'not reached'}"
+            )
     return "\n".join(lines)
 
 
@@ -598,7 +763,18 @@ def plot(results: dict[str, dict[str, Any]], path: Path) -> None:
                 color="tab:grey",
                 label=f"physics, {r['calibrated_parameter'].split(' [')[0]} fitted",
             )
-        ax.plot(ns, r["errors"]["hybrid"], "s-", label="hybrid")
+        if "hybrid-output" in r["errors"]:
+            ax.plot(
+                ns,
+                r["errors"]["hybrid-output"],
+                "s:",
+                color="tab:orange",
+                alpha=0.6,
+                label="hybrid, output correction",
+            )
+            ax.plot(ns, r["errors"]["hybrid"], "D-", color="tab:green", label="hybrid, forcing")
+        else:
+            ax.plot(ns, r["errors"]["hybrid"], "s-", color="tab:orange", label="hybrid")
         ax.axhline(
             r["nn_error_at_max"], color="grey", lw=0.8, ls=":", label=f"target: network at {ns[-1]}"
         )
@@ -674,8 +850,10 @@ def main(argv: list[str] | None = None) -> int:
                     "description",
                     "output",
                     "noise",
+                    "hybrid_kind",
                     "measurements_ratio",
                     "first_crossing_ratio",
+                    "measurements_ratio_by_hybrid",
                     "hybrid_error_at_10",
                     "nn_error_at_10",
                     "physics_error",

@@ -28,17 +28,21 @@ def test_quick_ode_study_writes_figures_and_plot(de: ModuleType, tmp_path: Path)
     res = json.loads(out.read_text())["ode"]
     assert png.stat().st_size > 0
     assert res["n_measurements"] == [5, 10, 200]
-    for kind in ("network", "network-full", "physics", "hybrid"):
+    # the ODE case's hybrid is a learned forcing; the output correction is run beside it
+    for kind in ("network", "network-full", "physics", "hybrid", "hybrid-output"):
         assert len(res["errors"][kind]) == 3
         assert all(math.isfinite(e) and e > 0 for e in res["errors"][kind])
+    assert "forcing" in res["hybrid_kind"]
     # training lengths were chosen by cross-validation, within the quick budget (300 + 50)
-    for kind in ("network", "hybrid"):
+    for kind in ("network", "hybrid", "hybrid-output"):
         assert all(10 <= s[0] <= 350 for s in res["training_steps"][kind])
     assert res["calibrated_parameter"] is None
     # the simulator has the oscillation right: at 10 points the hybrid is far better
     assert res["hybrid_error_at_10"] < 0.5 * res["nn_error_at_10"]
     ratio = res["measurements_ratio"]
     assert ratio is None or 0 < ratio <= 1
+    assert set(res["measurements_ratio_by_hybrid"]) == {"hybrid", "hybrid-output"}
+    assert res["measurements_ratio_by_hybrid"]["hybrid"] == ratio
 
 
 def test_budgets_are_per_case(de: ModuleType) -> None:
