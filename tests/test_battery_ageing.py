@@ -149,6 +149,47 @@ def test_fleet_prior_sets_the_rate_when_early_points_are_flat() -> None:
     assert err_informed < 0.5 * err_flat or err_informed < 0.01
 
 
+def test_physics_baseline_uses_only_the_test_cells_points() -> None:
+    from hybridml.battery._data import Cell
+    from hybridml.battery._methods import PhysicsMethod, Window
+
+    lib = _library()
+    cycle = np.arange(1.0, 161.0)
+
+    def cell(name: str, s: float) -> Cell:
+        cap = 2.0 * lib.shape(0, (cycle - 1) / s)
+        return Cell(cell_id=name, cycle=cycle, capacity=cap, lines=np.arange(2, 162))
+
+    test, window = cell("T", 4.0), Window(20.0)
+    fleets = ([cell("A", 3.5), cell("B", 4.5)], [cell("C", 8.0), cell("D", 9.0)])
+    alone = [PhysicsMethod(lib).fit(f, test, window).predict(cycle)[0] for f in fleets]
+    informed = [
+        PhysicsMethod(lib, fleet=True).fit(f, test, window).predict(cycle)[0] for f in fleets
+    ]
+    # "calibrated PyBaMM alone": the other cells play no part (bitwise the same)
+    np.testing.assert_array_equal(alone[0], alone[1])
+    # with the fleet they do: cells fading twice as slowly pull the time scale up
+    assert informed[1][-1] > informed[0][-1] + 0.01
+    assert PhysicsMethod(lib).name == "physics"
+    assert PhysicsMethod(lib, fleet=True).name == "physics-fleet"
+
+
+def test_identify_models_regeneration_without_a_fleet() -> None:
+    lib = _library()
+    cycle = np.arange(1.0, 61.0)
+    measured, irreversible = _regenerating(cycle, 4.0, 5.0)
+    plain = identify(lib, cycle, measured)
+    regen = identify(lib, cycle, measured, regen_tau=5.0)
+    assert plain.regen_tau is None and regen.regen_tau == 5.0
+    assert regen.regen_cycles.size >= 2
+    # the trend follows the irreversible fade once the transients are fitted with it
+    err_plain = np.abs(plain(cycle) - irreversible).max()
+    err_regen = np.abs(regen(cycle) - irreversible).max()
+    assert err_regen < 0.5 * err_plain
+    with pytest.raises(ValueError, match="regen_tau"):
+        identify(lib, cycle, measured, regen_tau=0.0)
+
+
 def test_onsets_delay_the_fade_and_are_identified() -> None:
     lib = with_onsets(_library(), (0, 5, 10))
     assert len(lib) == 9
@@ -336,8 +377,14 @@ def test_quick_run_on_bundled_cells(tmp_path: Path) -> None:
         for r in hyb
     )
     assert all(r["capacity_ah_lower"] == "" for r in rows if r["method"] == "empirical")
-    # every cell's unknown cycles are predicted by every method: 108+108+108+72 cycles
-    assert len(rows) == 4 * (3 * 108 + 72)
+    # every cell's unknown cycles are predicted by every method and by the ablation
+    # physics-fleet: 108+108+108+72 cycles each
+    assert {r["method"] for r in rows} == {"hybrid", "nn", "physics", "empirical", "physics-fleet"}
+    assert len(rows) == 5 * (3 * 108 + 72)
+    # the ablation is reported apart from the methods
+    assert set(metrics["methods"]) == {"hybrid", "nn", "physics", "empirical"}
+    assert set(metrics["ablations"]) == {"physics-fleet"}
+    assert math.isfinite(metrics["ablations"]["physics-fleet"]["rmse_ah"])
 
     consistency = json.loads((out / "consistency.json").read_text())
     assert consistency["passed"]["hybrid"] is True

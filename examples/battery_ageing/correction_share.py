@@ -4,7 +4,8 @@ For each N and each test cell (leave one cell out) the hybrid is fitted with
 ``shrink=SHRINK_GRID``: it also runs a leave-one-cell-out over the *training* cells and
 picks the share ``lam`` of its correction (prediction ``prior + lam * correction``) with
 the lowest mean RMSE after N there. The script prints, per N, the mean over the test cells
-of the RMSE after N and the EOL error (1.4 Ah) of the physics prior alone, of the hybrid at
+of the RMSE after N and the EOL error (1.4 Ah) of the fleet-informed physics prior
+(`physics-fleet`: the hybrid without its network), of the hybrid at
 each fixed share, and of the hybrid at the share chosen by the inner folds; and the inner
 folds' own mean RMSE per share (what the choice sees). The test cells' later cycles are
 used only to score.
@@ -43,7 +44,7 @@ def main(ns: list[int]) -> None:
     cells = load_cells(data_path("nasa_pcoe.csv"), cells=["B0005", "B0006", "B0007", "B0018"])
     library = fade_library(SweepDesign.default(False), cache_dir=default_cache_dir(), workers=1)
     ids = list(cells.cells)
-    cols = ["physics", *[f"lam={lam:g}" for lam in SHRINK_GRID], "chosen"]
+    cols = ["physics-fleet", *[f"lam={lam:g}" for lam in SHRINK_GRID], "chosen"]
     print(f"{'N':>3} {'':>8} " + " ".join(f"{c:>15}" for c in cols))
     for n in ns:
         window = Window(float(n))
@@ -56,13 +57,13 @@ def main(ns: list[int]) -> None:
             train = [cells.cells[k] for k in ids if k != cid]
             hyb = HybridMethod(library, NetSettings(), 0, shrink=SHRINK_GRID)
             hyb.fit(train, test, window)
-            phys = PhysicsMethod(library).fit(train, test, window)
+            phys = PhysicsMethod(library, fleet=True).fit(train, test, window)
             unk = test.cycle > n
             grid = np.arange(n + 1, 3 * test.last_cycle + 1, dtype=float)
             eol_true = first_below(test.cycle, test.capacity)
             base_u, corr_u = hyb._parts(test.cycle[unk])
             base_g, corr_g = hyb._parts(grid)
-            preds = {"physics": (phys.predict(test.cycle[unk])[0], phys.predict(grid)[0])}
+            preds = {"physics-fleet": (phys.predict(test.cycle[unk])[0], phys.predict(grid)[0])}
             for lam in SHRINK_GRID:
                 preds[f"lam={lam:g}"] = (
                     base_u + lam * corr_u.mean(axis=0),

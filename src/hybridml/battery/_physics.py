@@ -564,6 +564,8 @@ def identify(
     cycle: np.ndarray,
     capacity: np.ndarray,
     fleet: FleetPrior | None = None,
+    *,
+    regen_tau: float | None = None,
 ) -> PhysicsPrior:
     """Identify a cell's physics prior from its measured points.
 
@@ -576,12 +578,20 @@ def identify(
         cycle: measured cycles of the cell.
         capacity: measured capacity [A.h].
         fleet: prior of the time scale from other cells (None: flat).
+        regen_tau: recovery time [cycles] of regeneration transients when there is no
+            ``fleet`` (with a fleet its ``regen_tau`` is used; None: not modelled).
 
     Returns:
         The cell's :class:`PhysicsPrior`.
     """
     cycle = np.asarray(cycle, dtype=float)
     capacity = np.asarray(capacity, dtype=float)
+    if fleet is None and regen_tau is not None:
+        if not regen_tau > 0:
+            raise ValueError(f"identify: regen_tau must be positive, got {regen_tau}.")
+        # a flat prior on the time scale, transients with the given recovery time
+        n = len(library)
+        fleet = FleetPrior(mean=np.zeros(n), std=np.full(n, np.inf), regen_tau=float(regen_tau))
     return _identify(library, cycle, capacity, fleet, None)
 
 

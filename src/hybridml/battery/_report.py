@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._data import CellData
-from ._methods import METHODS, Window
+from ._methods import ABLATIONS, METHODS, Window
 
 if TYPE_CHECKING:
     from ._study import _Fold
@@ -20,6 +20,7 @@ _STYLE = {
     "nn": {"color": "C0", "lw": 1.2, "ls": "--"},
     "physics": {"color": "C2", "lw": 1.2, "ls": "-."},
     "empirical": {"color": "C4", "lw": 1.2, "ls": ":"},
+    "physics-fleet": {"color": "C7", "lw": 1.0, "ls": (0, (1, 1))},
 }
 
 
@@ -53,7 +54,7 @@ def write_figures(
             cell.cycle[known], cell.capacity[known], "o", ms=3, color="k", label="measured (known)"
         )
         for f in folds:
-            if f.cell != cid:
+            if f.cell != cid or f.method not in METHODS:  # ablations: error-vs-N only
                 continue
             st = _STYLE[f.method]
             ax.plot(f.cycles, f.mean, color=st["color"], lw=st["lw"], ls=st["ls"], label=f.method)
@@ -87,13 +88,16 @@ def write_figures(
         names.append(name)
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), dpi=110)
-    for method in METHODS:
+    for method in (*METHODS, *ABLATIONS):
         rows = [r for r in curve if r["method"] == method]
+        if not rows:
+            continue
+        label = f"{method} (ablation)" if method in ABLATIONS else method
         ns = [r["known_cycles"] for r in rows]
         st = _STYLE[method]
         for ax, key in zip(axes, ("rmse_ah", "eol_rel_error"), strict=True):
             vals = [np.nan if r[key] is None else r[key] for r in rows]
-            ax.plot(ns, vals, marker="o", color=st["color"], ls=st["ls"], label=method)
+            ax.plot(ns, vals, marker="o", color=st["color"], ls=st["ls"], label=label)
     axes[0].set_ylabel("mean RMSE after N [A.h]")
     axes[1].set_ylabel("mean relative EOL error")
     for ax in axes:
@@ -152,6 +156,18 @@ def write_report(
             f"| {name} | {_f(m['rmse_ah'])} | {_f(m['eol_rel_error'])} | "
             f"{_f(m['coverage90'], 3)} | {ok} |"
         )
+    ablations = metrics.get("ablations") or {}
+    if ablations:
+        lines += [
+            "",
+            "Ablation (not a baseline: it shows where the hybrid's accuracy comes from):",
+            "",
+            "| ablation | rmse_ah | eol_rel_error | what it is |",
+            "|---|---|---|---|",
+        ]
+        for name, m in ablations.items():
+            what = s.get("ablations", {}).get(name, "")
+            lines.append(f"| {name} | {_f(m['rmse_ah'])} | {_f(m['eol_rel_error'])} | {what} |")
     lines += [
         "",
         "`rmse_ah`: RMSE of the capacity after N; `eol_rel_error`: |predicted - true EOL| / "
