@@ -22,7 +22,14 @@ from hybridml import (
 )
 
 from ._backend import import_deepxde
-from ._terms import ConditionLoss, PDEResidual, Resampling, _seed_from, seeded_numpy
+from ._terms import (
+    _DERIVATIVES,
+    ConditionLoss,
+    PDEResidual,
+    Resampling,
+    _seed_from,
+    seeded_numpy,
+)
 
 __all__ = ["ConditionCheck", "DeepXDEAdapter", "ResidualCheck"]
 
@@ -113,7 +120,7 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
         parameters: Mapping[str, nn.Module] | None = None,
         observations: tuple[Any, Any] | None = None,
         observed_components: Sequence[int] | None = None,
-        derivatives: str = "autograd",
+        derivatives: str = "auto",
         resampling: Resampling | None = None,
         residual_threshold: float = 1e-2,
         condition_threshold: float = 1e-2,
@@ -144,9 +151,10 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
                 "num_initial > 0 needs a time-dependent geometry, "
                 "dde.geometry.GeometryXTime(space, dde.geometry.TimeDomain(t0, t1))."
             )
-        if derivatives not in ("auto", "taylor", "autograd"):
+        if derivatives not in _DERIVATIVES:
             raise ValueError(
-                f"derivatives must be 'auto', 'taylor' or 'autograd', got {derivatives!r}."
+                f"derivatives must be one of {', '.join(map(repr, _DERIVATIVES))}, got "
+                f"{derivatives!r}."
             )
         if resampling is not None and not isinstance(resampling, Resampling):
             raise TypeError(
@@ -413,8 +421,12 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
                 resampling=self.resampling,
             )
         }
+        conditions = []
         for key, cond in self.conditions.items():
-            terms[key] = ConditionLoss(self.dde, cond, self.condition_points[key])
+            terms[key] = conditions_term = ConditionLoss(self.dde, cond, self.condition_points[key])
+            conditions.append(conditions_term)
+        if self.derivatives != "autograd":  # Taylor mode: one network pass for all points
+            terms["pde"].share_value_points(conditions)
         if self.observations is not None:
             terms["data"] = DataLoss(*self.observations)
         return terms

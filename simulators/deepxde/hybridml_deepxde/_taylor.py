@@ -18,6 +18,7 @@ else :func:`taylor_supported` is False and callers fall back to autograd.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,7 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-__all__ = ["Jet", "taylor_jet", "taylor_supported"]
+__all__ = ["Jet", "compile_available", "taylor_jet", "taylor_supported"]
 
 Pair = tuple[int, int]
 
@@ -231,8 +232,101 @@ class _MLPJetFn(torch.autograd.Function):
         return (gx, None, None, None, None, *grads)
 
 
+def _jet_function(
+    n: int, d: int, pairs: tuple[Pair, ...], kinds: tuple[str, ...]
+) -> Callable[..., Tensor]:
+    """The jet of :class:`_MLPJetFn` as plain differentiable tensor operations.
+
+    ``f(xs, scale, *params)`` returns the same stacked rows as :class:`_MLPJetFn`; written
+    for :func:`torch.compile` (fixed ``n``, ``pairs`` and activations), whose AOTAutograd
+    derives the backward pass and whose inductor fuses each layer's elementwise chain (the
+    activation and its derivatives, the products of the derivative streams) into a few
+    loops around the matrix products.
+    """
+
+    def f(xs: Tensor, scale: Tensor, *params: Tensor) -> Tensor:
+        ws, bs = params[0::2], params[1::2]
+        nv = xs.shape[0]
+        z = torch.addmm(bs[0], xs, ws[0].t())
+        cd = scale[:, None] * ws[0].t()  # (d, w): dz/dx_k of layer 0, the same at every point
+        zd: list[Tensor] = [cd[k] for k in range(d)]
+        zh: list[Tensor] | None = None  # layer 0's second derivatives are zero
+        for layer in range(1, len(ws)):
+            if kinds[layer - 1] == "tanh":
+                a = 2.0 * torch.sigmoid(2.0 * z) - 1.0  # as _act_derivs: cheaper than tanh
+                an = a[:n]
+                s1 = 1.0 - an * an
+                s2 = -2.0 * an * s1
+            else:
+                a = torch.sigmoid(z)
+                an = a[:n]
+                s1 = an - an * an
+                s2 = s1 * (1.0 - 2.0 * an)
+            ad = [s1 * zd[k] for k in range(d)]
+            ah = []
+            for q, (i, j) in enumerate(pairs):
+                h = s2 * (zd[i] * zd[j])
+                ah.append(h if zh is None else h + s1 * zh[q])
+            out = torch.cat([a, *ad, *ah], 0) @ ws[layer].t()
+            z = out[:nv] + bs[layer]
+            zd = [out[nv + k * n : nv + (k + 1) * n] for k in range(d)]
+            zh = [out[nv + (d + q) * n : nv + (d + q + 1) * n] for q in range(len(pairs))]
+        return torch.cat([z, *zd, *(zh or [])], 0)
+
+    return f
+
+
+_COMPILED: dict[Any, Callable[..., Tensor]] = {}
+_COMPILE_BROKEN: list[str] = []  # the reason, once torch.compile has failed here
+
+
+def _compile_failed(exc: BaseException) -> None:
+    if not _COMPILE_BROKEN:
+        _COMPILE_BROKEN.append(" ".join(f"{type(exc).__name__}: {exc}".split())[:300])
+        warnings.warn(
+            "hybridml_deepxde: torch.compile of the Taylor-mode jet failed "
+            f"({_COMPILE_BROKEN[0]}); using the uncompiled jet from now on (same results, "
+            "slower).",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+
+
+def compile_available() -> bool:
+    """Whether the compiled jet is usable (False after a failed compilation here)."""
+    return not _COMPILE_BROKEN
+
+
+def _compiled_jet(
+    xs: Tensor, scale: Tensor, n: int, pairs: tuple[Pair, ...], kinds: tuple[str, ...], params
+) -> Tensor | None:
+    """The stacked jet by the compiled :func:`_jet_function`, or None if compiling fails."""
+    if _COMPILE_BROKEN:
+        return None
+    key = (n, xs.shape[1], pairs, kinds)
+    fn = _COMPILED.get(key)
+    try:
+        with warnings.catch_warnings():
+            # torch's own deprecation warnings while compiling are not the caller's concern
+            # (and, turned into errors by a warnings filter, would stop the compilation)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            if fn is None:
+                fn = _COMPILED[key] = torch.compile(
+                    _jet_function(n, xs.shape[1], pairs, kinds), dynamic=False, fullgraph=True
+                )
+            return fn(xs, scale, *params)
+    except Exception as exc:  # no C++ compiler, an inductor error, ...: run uncompiled
+        _compile_failed(exc)
+        return None
+
+
 def _mlp_jet(
-    mlp: nn.Module, x: Tensor, pairs: Sequence[Pair], extra: Tensor | None = None
+    mlp: nn.Module,
+    x: Tensor,
+    pairs: Sequence[Pair],
+    extra: Tensor | None = None,
+    compiled: bool = False,
 ) -> tuple[Jet, Tensor | None]:
     """Jet of a plain :class:`hybridml.MLP` at ``x``, and its value at ``extra`` points."""
     n, d = x.shape
@@ -252,7 +346,13 @@ def _mlp_jet(
         else:
             kinds.append("tanh" if isinstance(layer, nn.Tanh) else "sigmoid")
     pairs = tuple(pairs)
-    out = _MLPJetFn.apply(xs, scale, n, pairs, tuple(kinds), *params)
+    out = None
+    if compiled and len(kinds) > 0:
+        # the input derivative of the points is not needed in training: keep it out of the
+        # compiled backward
+        out = _compiled_jet(xs.detach(), scale, n, pairs, tuple(kinds), params)
+    if out is None:
+        out = _MLPJetFn.apply(xs, scale, n, pairs, tuple(kinds), *params)
     nv = xin.shape[0]
     k = out.shape[1]
     value = out[:n]
@@ -338,6 +438,7 @@ def taylor_jet(
     cache: dict[Any, Jet] | None = None,
     points_key: Any = None,
     extra: Tensor | None = None,
+    compiled: bool = False,
 ) -> Jet:
     """Value, first derivatives and the second derivatives ``pairs`` of ``model`` at ``x``.
 
@@ -352,17 +453,22 @@ def taylor_jet(
             nothing is cached.
         extra: optional further points ``(m, d)`` at which only the value is wanted
             (evaluated in the same pass); it is returned as the jet's ``extra``.
+        compiled: run the network's jet through :func:`torch.compile` (inductor): the
+            first call for a network structure, point count and dtype compiles (seconds),
+            later ones are faster. If compiling fails, a one-time ``RuntimeWarning`` is
+            issued and the uncompiled jet is used. The compiled jet is differentiable with
+            respect to the parameters only, not ``x``.
 
     Returns:
         A :class:`Jet`; differentiable (once) with respect to the model's parameters and
-        ``x``.
+        (unless ``compiled``) ``x``.
     """
     from hybridml import Constrained
 
     pairs = sorted({(min(p), max(p)) for p in pairs})
     if isinstance(model, Constrained):
         transform = model.transform
-        raw, raw_extra = _mlp_jet(model.net, x, pairs, extra)
+        raw, raw_extra = _mlp_jet(model.net, x, pairs, extra, compiled)
         g = _cached_jet(transform.g, "g", x, pairs, cache, points_key)
         dist = _cached_jet(transform.distance, "distance", x, pairs, cache, points_key)
         y = g.value + dist.value * raw.value
@@ -381,6 +487,6 @@ def taylor_jet(
         if extra is not None and raw_extra is not None:
             y_extra = transform(extra, raw_extra)
         return Jet(y, grad, hess, y_extra)
-    jet, y_extra = _mlp_jet(model, x, pairs, extra)
+    jet, y_extra = _mlp_jet(model, x, pairs, extra, compiled)
     jet.extra = y_extra
     return jet

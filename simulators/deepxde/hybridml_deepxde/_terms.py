@@ -14,7 +14,7 @@ import abc
 import contextlib
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -29,6 +29,11 @@ from ._taylor import Jet, Pair, taylor_jet, taylor_supported
 __all__ = ["RAD", "RAR", "ConditionLoss", "PDEResidual", "Resampling", "UniformResampling"]
 
 _SERVE_LOCK = threading.RLock()
+_DERIVATIVES = ("auto", "compiled", "taylor", "autograd")
+#: Taylor-mode training evaluations of a residual term before its jet is compiled
+#: (``derivatives="auto"`` or ``"compiled"``): short runs (tests, a few steps) do not pay
+#: the compilation
+_COMPILE_AFTER = 50
 
 
 def _name_of(fn: Any) -> str:
@@ -261,9 +266,10 @@ class PDEResidual(LossTerm):
         resampling: Resampling | None = None,
     ) -> None:
         super().__init__()
-        if derivatives not in ("auto", "taylor", "autograd"):
+        if derivatives not in _DERIVATIVES:
             raise ValueError(
-                f"derivatives must be 'auto', 'taylor' or 'autograd', got {derivatives!r}."
+                f"derivatives must be one of {', '.join(map(repr, _DERIVATIVES))}, got "
+                f"{derivatives!r}."
             )
         self._dde = dde
         self.pde = pde
@@ -278,6 +284,21 @@ class PDEResidual(LossTerm):
         self._jet_key: Any = None  # the points the cached boundary-function jets belong to
         self._jet_cache: dict[Any, Jet] = {}
         self._model_ref: Callable[[], nn.Module | None] = lambda: None
+        self._train_calls = 0  # training evaluations at the term's points (Taylor mode)
+        # value conditions whose points ride along in the residual's Taylor-mode pass
+        self._shared: list[ConditionLoss] = []
+
+    def share_value_points(self, conditions: Sequence[ConditionLoss]) -> None:
+        """Evaluate these conditions' model values in the residual's own network pass.
+
+        In Taylor mode each training evaluation of the residual at its points also
+        evaluates the network at the points of these (value-type: Dirichlet, IC, point
+        set) conditions, as value-only rows of the same pass; the condition term, evaluated
+        next with the same model and unchanged parameters, uses those values instead of a
+        network pass of its own (the same numbers: the same network at the same points). A
+        condition that does not take up a value so shared is not shared again.
+        """
+        self._shared = [c for c in conditions if c.kind == "value"]
 
     def residual(self, model: nn.Module, x: Tensor, *, at_points: bool = False) -> Tensor:
         """The residual ``(n, k)`` of ``model`` at points ``x`` (``requires_grad=True``).
@@ -296,10 +317,40 @@ class PDEResidual(LossTerm):
                 if key != self._jet_key:  # other points now: drop what was kept for the old
                     self._jet_cache.clear()
                     self._jet_key = key
-            jet = taylor_jet(model, x, pairs, cache=self._jet_cache, points_key=key)
+            compiled = False
+            if at_points and self.derivatives in ("auto", "compiled") and torch.is_grad_enabled():
+                # training evaluations only (always the same shapes): compile once they
+                # are many enough to repay the compilation
+                self._train_calls += 1
+                compiled = self._train_calls > _COMPILE_AFTER
+            shared = [c for c in self._shared if c._share] if at_points else []
+            for c in shared:  # a value left from the last call was not used: stop sharing
+                if c._pending is not None:
+                    c._pending, c._share = None, False
+            shared = [c for c in shared if c._share]
+            extra = None
+            if shared:
+                extra = torch.cat([c.points.to(x.dtype) for c in shared], 0)
+            jet = taylor_jet(
+                model,
+                x,
+                pairs,
+                cache=self._jet_cache,
+                points_key=key,
+                extra=extra,
+                compiled=compiled,
+            )
             misses: set[Any] = set()
             out = self._evaluate(jet.value, x, jet, misses)
             if not misses:
+                if shared and jet.extra is not None:
+                    params = tuple(model.parameters())
+                    values = _flat_values(params)
+                    start = 0
+                    for c in shared:
+                        m = c.points.shape[0]
+                        c._pending = (model, params, values, jet.extra[start : start + m])
+                        start += m
                 return out
             # the pde differentiated something the jet does not hold (a slice of y, a
             # derivative of a derivative): the jet is differentiable only once, so this
@@ -350,12 +401,15 @@ class PDEResidual(LossTerm):
         state = self.__dict__.copy()
         state["_model_ref"] = None
         state["_jet_cache"] = {}
+        state["_shared"] = []
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.__dict__.setdefault("_taylor_off", False)
         self.__dict__.setdefault("_jet_key", None)
+        self.__dict__.setdefault("_train_calls", 0)
+        self.__dict__.setdefault("_shared", [])
         self._model_ref = lambda: None
 
     def extra_repr(self) -> str:
@@ -412,13 +466,36 @@ class ConditionLoss(LossTerm):
             self.kind = "value"
         else:
             self.kind = "generic"
+        # (model, its parameters, their values, the model's values at the points) from a
+        # residual's pass (PDEResidual.share_value_points); used once, if the model and its
+        # parameter values are the same then and now
+        self._pending: tuple[nn.Module, tuple[Tensor, ...], Tensor, Tensor] | None
+        self._pending = None
+        self._share = True
+        c0 = self.component[0]
+        contiguous = self.component == list(range(c0, c0 + len(self.component)))
+        self._columns: slice | list[int] = (
+            slice(c0, c0 + len(self.component)) if contiguous else self.component
+        )
 
     def errors(self, model: nn.Module) -> Tensor:
         """The condition's violation at its points, ``(n, k)``."""
         if self.kind == "value":
             assert self.target is not None
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                owner, params, values, y = pending
+                # (compared by value: a fused optimiser step does not advance the
+                # parameters' version counters)
+                if (
+                    owner is model
+                    and y.dtype == self.points.dtype
+                    and torch.equal(_flat_values(params), values)
+                ):
+                    return y[:, self._columns] - self.target
+                self._share = False  # evaluated out of step with the residual: stop sharing
             y = model(self.points)
-            return y[:, self.component] - self.target
+            return y[:, self._columns] - self.target
         x = self.points.detach().clone().requires_grad_(True)
         y = model(x)
         if self.kind == "neumann":
@@ -435,5 +512,23 @@ class ConditionLoss(LossTerm):
         """Mean squared violation."""
         return (self.errors(model) ** 2).mean()
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_pending"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_pending", None)
+        self.__dict__.setdefault("_share", True)
+        self.__dict__.setdefault("_columns", self.component)
+
     def extra_repr(self) -> str:
         return f"condition={type(self.condition).__name__}, n_points={self.points.shape[0]}"
+
+
+def _flat_values(params: Sequence[Tensor]) -> Tensor:
+    """The parameters' values as one flat vector (a copy)."""
+    if not params:
+        return torch.empty(0)
+    return torch.cat([p.detach().reshape(-1) for p in params])

@@ -1,0 +1,136 @@
+"""The compiled Taylor-mode jet and the condition values shared with the residual's pass.
+
+Each ``compiled=True`` evaluation at a new network structure, point count or dtype compiles
+(inductor, seconds), so these tests use few, small shapes.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from hybridml_deepxde import _taylor as taylor_module
+from hybridml_deepxde import _terms as terms_module
+from hybridml_deepxde import taylor_jet
+from hybridml_deepxde.examples import burgers, burgers_hard_transform
+
+import hybridml
+
+
+def _net(act: type[torch.nn.Module], dtype: torch.dtype) -> hybridml.MLP:
+    torch.manual_seed(0)
+    net = hybridml.MLP(2, 2, (7, 5, 6), act, input_lower=[-1, 0], input_upper=[1, 2])
+    return net.to(dtype)
+
+
+def _loss_grads(model, jet, pairs, weights):
+    parts = (jet.value, jet.grad, *(jet.hess[p] for p in pairs), jet.extra)
+    loss = sum((w * t * t).sum() for w, t in zip(weights, parts, strict=True))
+    return torch.autograd.grad(loss, list(model.parameters()))
+
+
+@pytest.mark.parametrize(
+    ("act", "dtype", "tol"),
+    [(torch.nn.Tanh, torch.float64, 1e-11), (torch.nn.Sigmoid, torch.float32, 2e-5)],
+)
+def test_compiled_jet_matches_uncompiled(act, dtype, tol) -> None:
+    if not taylor_module.compile_available():
+        pytest.skip("torch.compile failed earlier in this process")
+    model = hybridml.Constrained(_net(act, dtype), burgers_hard_transform())
+    gen = torch.Generator().manual_seed(1)
+    x = (torch.rand(33, 2, generator=gen) * 2 - torch.tensor([1.0, 0.0])).to(dtype)
+    extra = torch.rand(5, 2, generator=gen).to(dtype)
+    pairs = [(0, 0), (0, 1), (1, 1)]
+    ref = taylor_jet(model, x, pairs, extra=extra)  # checked against autograd elsewhere
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no fallback here
+        jet = taylor_jet(model, x, pairs, extra=extra, compiled=True)
+    assert jet.extra is not None and ref.extra is not None
+    for a, b in [(jet.value, ref.value), (jet.grad, ref.grad), (jet.extra, ref.extra)]:
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+    for p in pairs:
+        torch.testing.assert_close(jet.hess[p], ref.hess[p], rtol=tol, atol=tol)
+    # the parameter gradients (compiled: derived by AOTAutograd; uncompiled: hand-written)
+    weights = [
+        torch.randn(t.shape, generator=gen).to(dtype)
+        for t in (ref.value, ref.grad, *(ref.hess[p] for p in pairs), ref.extra)
+    ]
+    g1 = _loss_grads(model, jet, pairs, weights)
+    g2 = _loss_grads(model, ref, pairs, weights)
+    for u, v in zip(g1, g2, strict=True):
+        torch.testing.assert_close(u, v, rtol=10 * tol, atol=10 * tol)
+
+
+def test_compile_failure_warns_once_and_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError("no C++ compiler (simulated)")
+
+    monkeypatch.setattr(taylor_module, "_COMPILE_BROKEN", [])
+    monkeypatch.setattr(taylor_module, "_COMPILED", {})
+    monkeypatch.setattr(taylor_module.torch, "compile", broken)
+    model = _net(torch.nn.Tanh, torch.float64)
+    x = torch.rand(10, 2, dtype=torch.float64)
+    ref = taylor_jet(model, x, [(0, 0)])
+    with pytest.warns(RuntimeWarning, match="simulated"):
+        jet = taylor_jet(model, x, [(0, 0)], compiled=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # only once
+        again = taylor_jet(model, x, [(0, 0)], compiled=True)
+    assert not taylor_module.compile_available()
+    for j in (jet, again):
+        torch.testing.assert_close(j.value, ref.value, rtol=0, atol=0)
+        torch.testing.assert_close(j.hess[(0, 0)], ref.hess[(0, 0)], rtol=0, atol=0)
+
+
+def test_default_training_compiles_and_follows_autograd(monkeypatch: pytest.MonkeyPatch) -> None:
+    """derivatives="auto" (default): the compiled jet after a few steps; same trajectory."""
+    if not taylor_module.compile_available():
+        pytest.skip("torch.compile failed earlier in this process")
+    monkeypatch.setattr(terms_module, "_COMPILE_AFTER", 2)
+    calls = []
+    original = taylor_module._compiled_jet
+
+    def counting(*args, **kwargs):
+        out = original(*args, **kwargs)
+        calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(taylor_module, "_compiled_jet", counting)
+    losses = {}
+    for how in ("auto", "autograd"):
+        adapter = burgers(num_domain=60, num_boundary=8, num_initial=12, derivatives=how)
+        model = adapter.default_model((8, 8), generator=torch.Generator().manual_seed(0))
+        model = model.double()
+        terms = {k: t.to(torch.float64) for k, t in adapter.loss_terms().items()}
+        trainer = hybridml.Trainer((hybridml.Adam(6, lr=1e-2),), progress=False, seed=0)
+        history = trainer.fit(model, terms)
+        losses[how] = history.loss
+    # the compiled jet served steps 3-6 (the first evaluation of all learns the derivatives)
+    assert calls and all(calls) and len(calls) >= 3
+    torch.testing.assert_close(
+        torch.tensor(losses["auto"]), torch.tensor(losses["autograd"]), rtol=1e-9, atol=0
+    )
+
+
+def test_conditions_share_the_residual_pass_only_while_parameters_are_unchanged() -> None:
+    adapter = burgers(num_domain=60, num_boundary=8, num_initial=12, derivatives="taylor")
+    model = adapter.default_model((8, 8)).double()
+    terms = {k: t.to(torch.float64) for k, t in adapter.loss_terms().items()}
+    ic = terms["ic"]
+    fresh = terms_module.ConditionLoss(ic._dde, ic.condition, ic.points.numpy())
+    fresh.to(torch.float64)
+    terms["pde"](model)  # learns the derivatives (autograd)
+    terms["pde"](model)  # Taylor mode: the condition points ride along
+    assert ic._pending is not None
+    torch.testing.assert_close(ic.errors(model), fresh.errors(model), rtol=1e-12, atol=1e-13)
+    assert ic._pending is None and ic._share  # used once
+    # parameters changed in place by a fused optimiser step (version counters unchanged)
+    opt = torch.optim.Adam(model.parameters(), lr=0.1, fused=True)
+    terms["pde"](model).backward()
+    assert ic._pending is not None
+    opt.step()
+    torch.testing.assert_close(ic.errors(model), fresh.errors(model), rtol=1e-12, atol=1e-13)
+    assert not ic._share  # out of step with the residual: no longer shared
+    terms["pde"](model)
+    assert ic._pending is None
