@@ -577,6 +577,19 @@ def _module_dtype(module: nn.Module) -> torch.dtype | None:
     return None
 
 
+def _can_fuse(params: Sequence[Tensor]) -> bool:
+    """Whether ``torch.optim.Adam(fused=True)`` takes these parameters.
+
+    The fused step is one kernel for all parameters instead of a dozen small operations per
+    parameter tensor: for the small networks of PINNs on a CPU that is a noticeable share of
+    an iteration. Same update rule; results agree to float rounding.
+    """
+    return bool(params) and all(
+        p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float64)
+        for p in params
+    )
+
+
 def _flat(params: Sequence[Tensor]) -> Tensor:
     return torch.cat([p.detach().reshape(-1) for p in params])
 
@@ -746,7 +759,7 @@ class _Engine:
 
     def _run_adam(self, phase: Adam) -> None:
         self._load_pending()
-        opt = torch.optim.Adam(self.params, lr=phase.lr)
+        opt = torch.optim.Adam(self.params, lr=phase.lr, fused=_can_fuse(self.params) or None)
         if self.optimizer_state is not None:
             opt.load_state_dict(self.optimizer_state)
             self.optimizer_state = None
