@@ -81,14 +81,18 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
             ``(m, d)`` inside the geometry, ``y`` of shape ``(m,)`` or ``(m, k)``; a loss term
             ``"data"``.
         observed_components: the output components ``y`` holds (default: the first ``k``).
-        derivatives: ``"autograd"`` (default; DeepXDE's reverse-over-reverse autograd) or
-            ``"auto"``/``"taylor"`` (forward Taylor propagation of the input derivatives
-            through the network in one pass, with a hand-written backward, for
-            :class:`hybridml.MLP` networks with tanh/sigmoid activations, optionally inside
-            :class:`hybridml.Constrained` with a :class:`hybridml.HardBoundary`; autograd for
-            any other model or derivative). Both give the same residual to rounding; on a
-            2-core CPU a whole Adam iteration measured no faster with Taylor mode (see
-            docs/simulators/deepxde.md), so autograd stays the default.
+        derivatives: how the residual gets the input derivatives of the network.
+            ``"auto"`` (default) or ``"compiled"``: forward Taylor propagation through the
+            network in one pass (for :class:`hybridml.MLP` networks with tanh/sigmoid
+            activations, optionally inside :class:`hybridml.Constrained` with a
+            :class:`hybridml.HardBoundary`), compiled with :func:`torch.compile` once a
+            residual term has been evaluated for training 50 times (the compilation takes
+            seconds per network structure, point count and dtype; if it fails, a one-time
+            warning and the uncompiled jet); value conditions (Dirichlet, IC, point sets) are
+            then evaluated in the same pass. ``"taylor"``: the same, never compiled.
+            ``"autograd"``: DeepXDE's reverse-over-reverse autograd. Any other model, or a
+            derivative the jet does not hold, uses autograd in every mode. All give the same
+            residual to rounding (docs/simulators/deepxde.md has the speeds).
         resampling: how the residual term's ``resample`` moves its points
             (:class:`~hybridml_deepxde.RAD`, :class:`~hybridml_deepxde.RAR`,
             :class:`~hybridml_deepxde.UniformResampling`); ``None`` keeps them. The trainer

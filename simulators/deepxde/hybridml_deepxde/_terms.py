@@ -247,8 +247,9 @@ class PDEResidual(LossTerm):
         points: initial collocation points, ``(n, d)``.
         sample: ``sample(n, generator) -> (n, d)`` float64 points for resampling.
         parameters: learnable coefficients the ``pde`` uses (registered, so trained).
-        derivatives: ``"auto"`` or ``"taylor"`` (forward Taylor propagation where the model
-            allows it, else autograd) or ``"autograd"``.
+        derivatives: ``"auto"``/``"compiled"`` (forward Taylor propagation where the model
+            allows it, compiled after 50 training evaluations), ``"taylor"`` (never
+            compiled) or ``"autograd"``; see :class:`~hybridml_deepxde.DeepXDEAdapter`.
         resampling: what :meth:`resample` does (``None``: keep the points).
     """
 
