@@ -275,6 +275,29 @@ def test_hybrid_chooses_its_share_of_the_correction_on_training_cells_only() -> 
     assert HybridMethod(lib, nets).fit(cells[:3], cells[3], window).shrink_ == 1.0
 
 
+def test_rate_feature_gives_the_network_the_cells_rate_factor() -> None:
+    from hybridml.battery._data import Cell
+    from hybridml.battery._methods import HybridMethod, NetSettings, Window
+
+    lib = _library()
+    cycle = np.arange(1.0, 121.0)
+
+    def cell(i: int, s: float) -> Cell:
+        cap = 2.0 * lib.shape(2, (cycle - 1) / s)
+        return Cell(f"C{i}", cycle, cap, np.arange(2, 122))
+
+    cells = [cell(i, s) for i, s in enumerate((3.5, 4.0, 4.5, 4.2))]
+    nets = NetSettings(n_members=2, steps=30)
+    m = HybridMethod(lib, nets, rate_feature=True).fit(cells[:3], cells[3], Window(40.0))
+    x, p, _ = m._features(m.prior_, m.rate_factor_, cycle)
+    assert x.shape == (cycle.size, 2)
+    np.testing.assert_array_equal(x[:, 0], p)
+    np.testing.assert_array_equal(x[:, 1], m.rate_factor_)
+    # the networks were built for two inputs, and predict
+    assert m.nets_.params[0].shape[1] == 2
+    assert np.isfinite(m.predict(cycle)[0]).all()
+
+
 def test_regen_events_are_rises_above_20_mah() -> None:
     cycle = np.arange(1.0, 8.0)
     cap = np.array([2.0, 1.995, 1.99, 2.03, 2.02, 2.015, 2.03])
