@@ -64,7 +64,7 @@ class Setup:
     adam_lr_decay: float | None = 0.1  # Adam's learning rate falls to lr * decay
     lbfgs_steps: int = 6000
     eval_every: int = 100
-    derivatives: str | None = None  # None: the adapter's default
+    derivatives: str | None = "compiled"  # None: the adapter's default (autograd)
     # residual points during Adam (None: num_domain); at the switch to L-BFGS, RAD draws
     # num_domain points (a cheap first phase: Adam's iterations cost about as the points)
     adam_points: int | None = 2000
@@ -86,7 +86,7 @@ def hybridml_setup(quick: bool) -> Setup:
             lbfgs_steps=200,
             rad_every=200,
         )
-    # 4x32 net, hard constraint, compiled Taylor-mode derivatives (the adapter's default);
+    # 4x32 net, hard constraint, derivatives="compiled" (opt-in);
     # Adam 3000 iterations on 2000 RAD points (resampled every 500) with the learning rate
     # decaying from 2e-3 to 2e-4, then RAD draws 4000 points for float64 L-BFGS (6000)
     return Setup()
@@ -261,7 +261,8 @@ def adam_speed(blocks: int, block: int, warmup: int) -> dict[str, Any]:
         net = dde.nn.FNN([2] + [20] * 3 + [1], "tanh", "Glorot normal")
         dmodel = dde.Model(data, net)
         dmodel.compile("adam", lr=1e-3)
-    adapter = burgers()  # the adapter's defaults: Hammersley 2540/80/160, as DeepXDE's
+    # Hammersley 2540/80/160 points, as DeepXDE's; the compiled Taylor-mode derivatives
+    adapter = burgers(derivatives="compiled")
     model = adapter.default_model((20, 20, 20))
     terms = adapter.loss_terms()
 
@@ -323,6 +324,7 @@ def run_inverse(quick: bool, ref: tuple[np.ndarray, np.ndarray], seed: int = 0) 
         seed=seed,
         observations=(x_obs, u_obs),
         resampling=RAD(k=1.0, c=1.0),
+        derivatives="compiled",
     )
     terms = adapter.loss_terms()
     # wider than the forward problem's 4x32: nu is read off the shock's width, which the

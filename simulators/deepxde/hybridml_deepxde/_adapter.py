@@ -82,17 +82,19 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
             ``"data"``.
         observed_components: the output components ``y`` holds (default: the first ``k``).
         derivatives: how the residual gets the input derivatives of the network.
-            ``"auto"`` (default) or ``"compiled"``: forward Taylor propagation through the
-            network in one pass (for :class:`hybridml.MLP` networks with tanh/sigmoid
-            activations, optionally inside :class:`hybridml.Constrained` with a
-            :class:`hybridml.HardBoundary`), compiled with :func:`torch.compile` once a
-            residual term has been evaluated for training 50 times (the compilation takes
-            seconds per network structure, point count and dtype; if it fails, a one-time
-            warning and the uncompiled jet); value conditions (Dirichlet, IC, point sets) are
-            then evaluated in the same pass. ``"taylor"``: the same, never compiled.
-            ``"autograd"``: DeepXDE's reverse-over-reverse autograd. Any other model, or a
-            derivative the jet does not hold, uses autograd in every mode. All give the same
-            residual to rounding (docs/simulators/deepxde.md has the speeds).
+            ``"autograd"`` (default): DeepXDE's reverse-over-reverse autograd.
+            ``"auto"``/``"taylor"``: forward Taylor propagation through the network in one
+            pass (for :class:`hybridml.MLP` networks with tanh/sigmoid activations,
+            optionally inside :class:`hybridml.Constrained` with a
+            :class:`hybridml.HardBoundary`); value conditions (Dirichlet, IC, point sets)
+            are evaluated in the same pass. ``"compiled"``: the same, compiled with
+            :func:`torch.compile` once a residual term has been evaluated for training 50
+            times (seconds per network structure, point count and dtype; if compiling
+            fails, a one-time warning and the uncompiled jet). Not with loss balancers that
+            backpropagate a term twice (``LRAnnealing``, ``ReLoBRaLo``: torch refuses the
+            compiled backward with ``retain_graph=True``). Any other model, or a derivative
+            the jet does not hold, uses autograd in every mode. All give the same residual
+            to rounding (docs/simulators/deepxde.md has the speeds).
         resampling: how the residual term's ``resample`` moves its points
             (:class:`~hybridml_deepxde.RAD`, :class:`~hybridml_deepxde.RAR`,
             :class:`~hybridml_deepxde.UniformResampling`); ``None`` keeps them. The trainer
@@ -124,7 +126,7 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
         parameters: Mapping[str, nn.Module] | None = None,
         observations: tuple[Any, Any] | None = None,
         observed_components: Sequence[int] | None = None,
-        derivatives: str = "auto",
+        derivatives: str = "autograd",
         resampling: Resampling | None = None,
         residual_threshold: float = 1e-2,
         condition_threshold: float = 1e-2,

@@ -306,9 +306,14 @@ def _compiled_jet(
     key = (n, xs.shape[1], pairs, kinds)
     fn = _COMPILED.get(key)
     try:
-        with warnings.catch_warnings():
+        from torch._functorch import config as functorch_config
+
+        with warnings.catch_warnings(), functorch_config.patch(donated_buffer=False):
             # torch's own deprecation warnings while compiling are not the caller's concern
-            # (and, turned into errors by a warnings filter, would stop the compilation)
+            # (and, turned into errors by a warnings filter, would stop the compilation).
+            # No donated buffers: loss balancers (LRAnnealing) backpropagate each term with
+            # retain_graph=True, which a backward with donated buffers refuses (the setting
+            # is read when a shape or dtype compiles; restored on leaving the block).
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", FutureWarning)
             if fn is None:

@@ -31,9 +31,11 @@ __all__ = ["RAD", "RAR", "ConditionLoss", "PDEResidual", "Resampling", "UniformR
 _SERVE_LOCK = threading.RLock()
 _DERIVATIVES = ("auto", "compiled", "taylor", "autograd")
 #: Taylor-mode training evaluations of a residual term before its jet is compiled
-#: (``derivatives="auto"`` or ``"compiled"``): short runs (tests, a few steps) do not pay
+#: (``derivatives="compiled"``): short runs (tests, a few steps) do not pay
 #: the compilation
 _COMPILE_AFTER = 50
+#: points per evaluation in PDEResidual.residual_at (RAD/RAR candidates)
+_CHUNK = 8192
 
 
 def _name_of(fn: Any) -> str:
@@ -247,9 +249,9 @@ class PDEResidual(LossTerm):
         points: initial collocation points, ``(n, d)``.
         sample: ``sample(n, generator) -> (n, d)`` float64 points for resampling.
         parameters: learnable coefficients the ``pde`` uses (registered, so trained).
-        derivatives: ``"auto"``/``"compiled"`` (forward Taylor propagation where the model
-            allows it, compiled after 50 training evaluations), ``"taylor"`` (never
-            compiled) or ``"autograd"``; see :class:`~hybridml_deepxde.DeepXDEAdapter`.
+        derivatives: ``"auto"``/``"taylor"`` (forward Taylor propagation where the model
+            allows it), ``"compiled"`` (the same, compiled after 50 training evaluations)
+            or ``"autograd"``; see :class:`~hybridml_deepxde.DeepXDEAdapter`.
         resampling: what :meth:`resample` does (``None``: keep the points).
     """
 
@@ -319,7 +321,7 @@ class PDEResidual(LossTerm):
                     self._jet_cache.clear()
                     self._jet_key = key
             compiled = False
-            if at_points and self.derivatives in ("auto", "compiled") and torch.is_grad_enabled():
+            if at_points and self.derivatives == "compiled" and torch.is_grad_enabled():
                 # training evaluations only (always the same shapes): compile once they
                 # are many enough to repay the compilation
                 self._train_calls += 1
@@ -382,12 +384,21 @@ class PDEResidual(LossTerm):
         return (self.residual(model, x, at_points=True) ** 2).mean()
 
     def residual_at(self, points: np.ndarray) -> Tensor | None:
-        """Residual (detached) of the model last evaluated, or None if there was none."""
+        """Residual (detached) of the model last evaluated, or None if there was none.
+
+        Evaluated in chunks of ``_CHUNK`` points: each evaluation builds (and drops) an
+        autograd graph, whose size for RAD's many candidates would otherwise set the
+        process's peak memory.
+        """
         model = self._model_ref()
         if model is None:
             return None
-        x = torch.as_tensor(points, dtype=self.points.dtype).requires_grad_(True)
-        return self.residual(model, x).detach()
+        x = torch.as_tensor(points, dtype=self.points.dtype)
+        parts = [
+            self.residual(model, x[i : i + _CHUNK].clone().requires_grad_(True)).detach()
+            for i in range(0, x.shape[0], _CHUNK)
+        ]
+        return parts[0] if len(parts) == 1 else torch.cat(parts, 0)
 
     def resample(self, generator: torch.Generator) -> None:
         """New collocation points chosen by the term's :class:`Resampling` (if any)."""

@@ -83,8 +83,8 @@ def test_compile_failure_warns_once_and_falls_back(monkeypatch: pytest.MonkeyPat
         torch.testing.assert_close(j.hess[(0, 0)], ref.hess[(0, 0)], rtol=0, atol=0)
 
 
-def test_default_training_compiles_and_follows_autograd(monkeypatch: pytest.MonkeyPatch) -> None:
-    """derivatives="auto" (default): the compiled jet after a few steps; same trajectory."""
+def test_compiled_training_follows_autograd(monkeypatch: pytest.MonkeyPatch) -> None:
+    """derivatives="compiled": the compiled jet after a few steps; the same trajectory."""
     if not taylor_module.compile_available():
         pytest.skip("torch.compile failed earlier in this process")
     monkeypatch.setattr(terms_module, "_COMPILE_AFTER", 2)
@@ -98,7 +98,7 @@ def test_default_training_compiles_and_follows_autograd(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(taylor_module, "_compiled_jet", counting)
     losses = {}
-    for how in ("auto", "autograd"):
+    for how in ("compiled", "autograd"):
         adapter = burgers(num_domain=60, num_boundary=8, num_initial=12, derivatives=how)
         model = adapter.default_model((8, 8), generator=torch.Generator().manual_seed(0))
         model = model.double()
@@ -109,7 +109,7 @@ def test_default_training_compiles_and_follows_autograd(monkeypatch: pytest.Monk
     # the compiled jet served steps 3-6 (the first evaluation of all learns the derivatives)
     assert calls and all(calls) and len(calls) >= 3
     torch.testing.assert_close(
-        torch.tensor(losses["auto"]), torch.tensor(losses["autograd"]), rtol=1e-9, atol=0
+        torch.tensor(losses["compiled"]), torch.tensor(losses["autograd"]), rtol=1e-9, atol=0
     )
 
 
