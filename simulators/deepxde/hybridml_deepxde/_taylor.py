@@ -306,14 +306,11 @@ def _compiled_jet(
     key = (n, xs.shape[1], pairs, kinds)
     fn = _COMPILED.get(key)
     try:
-        from torch._functorch import config as functorch_config
-
-        with warnings.catch_warnings(), functorch_config.patch(donated_buffer=False):
+        with warnings.catch_warnings():
             # torch's own deprecation warnings while compiling are not the caller's concern
             # (and, turned into errors by a warnings filter, would stop the compilation).
-            # No donated buffers: loss balancers (LRAnnealing) backpropagate each term with
-            # retain_graph=True, which a backward with donated buffers refuses (the setting
-            # is read when a shape or dtype compiles; restored on leaving the block).
+            # Note: the compiled backward cannot run twice with retain_graph=True (torch:
+            # "donated buffers"), hence derivatives="compiled" is opt-in.
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", FutureWarning)
             if fn is None:
