@@ -221,6 +221,10 @@ def run_deepxde(quick: bool, ref: tuple[np.ndarray, np.ndarray], seed: int = 0) 
         adam_s = time.perf_counter() - t_adam
         l2_adam = _dde_l2(model, ref)
         t_pause = time.perf_counter()
+        # (DeepXDE's torch L-BFGS runs in chunks of LBFGS_options["iter_per_step"], which
+        # DeepXDE sets once at import, min(1000, 15000): set_LBFGS_options does not update
+        # it, so with --quick's maxiter of 100 it still runs up to 1000 iterations; the
+        # count reported is what it ran)
         dde.optimizers.set_LBFGS_options(maxiter=lbfgs_its)
         t_pause = time.perf_counter() - t_pause
         model.compile("L-BFGS")
