@@ -10,6 +10,7 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -243,18 +244,24 @@ def _regenerating(cycle: np.ndarray, s: float, tau: float) -> tuple[np.ndarray, 
     return trend + regen_basis(cycle, events, tau) @ np.array([0.08, 0.1]), trend
 
 
-def test_hybrid_chooses_its_share_of_the_correction_on_training_cells_only() -> None:
+def _four_cells(lib: FadeLibrary) -> tuple[np.ndarray, list[Any]]:
+    """Four noise-free cells fading along shape 2 at time scales 3.5, 4.0, 4.5 and 4.2
+    (120 cycles each); returns (cycle, cells)."""
     from hybridml.battery._data import Cell
+
+    cycle = np.arange(1.0, 121.0)
+    cells = [
+        Cell(f"C{i}", cycle, 2.0 * lib.shape(2, (cycle - 1) / s), np.arange(2, 122))
+        for i, s in enumerate((3.5, 4.0, 4.5, 4.2))
+    ]
+    return cycle, cells
+
+
+def test_hybrid_chooses_its_share_of_the_correction_on_training_cells_only() -> None:
     from hybridml.battery._methods import SHRINK_GRID, HybridMethod, NetSettings, Window
 
     lib = _library()
-    cycle = np.arange(1.0, 121.0)
-
-    def cell(i: int, s: float) -> Cell:
-        cap = 2.0 * lib.shape(2, (cycle - 1) / s)
-        return Cell(f"C{i}", cycle, cap, np.arange(2, 122))
-
-    cells = [cell(i, s) for i, s in enumerate((3.5, 4.0, 4.5, 4.2))]
+    cycle, cells = _four_cells(lib)
     window = Window(40.0)
     nets = NetSettings(n_members=2, steps=30)
     m = HybridMethod(lib, nets, shrink=SHRINK_GRID).fit(cells[:3], cells[3], window)
@@ -276,17 +283,10 @@ def test_hybrid_chooses_its_share_of_the_correction_on_training_cells_only() -> 
 
 
 def test_rate_feature_gives_the_network_the_cells_rate_factor() -> None:
-    from hybridml.battery._data import Cell
     from hybridml.battery._methods import HybridMethod, NetSettings, Window
 
     lib = _library()
-    cycle = np.arange(1.0, 121.0)
-
-    def cell(i: int, s: float) -> Cell:
-        cap = 2.0 * lib.shape(2, (cycle - 1) / s)
-        return Cell(f"C{i}", cycle, cap, np.arange(2, 122))
-
-    cells = [cell(i, s) for i, s in enumerate((3.5, 4.0, 4.5, 4.2))]
+    cycle, cells = _four_cells(lib)
     nets = NetSettings(n_members=2, steps=30)
     m = HybridMethod(lib, nets, rate_feature=True).fit(cells[:3], cells[3], Window(40.0))
     x, p, _ = m._features(m.prior_, m.rate_factor_, cycle)
