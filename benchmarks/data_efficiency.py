@@ -50,6 +50,10 @@ below the network's error at 200) / 200, read off the grid of measurement number
 an upper bound; the goal is <= 0.1); ``null`` when the hybrid never reaches it.
 ``first_crossing_ratio`` is the same for the first grid point at or below the target;
 ``measurements_ratio_by_hybrid`` gives the ratio of each hybrid (``hybrid-output`` too).
+The ODE case misses the goal (ratio 0.25: the forcing hybrid is above the target at 20
+measurements); what was tried there (other cross-validation rules, bagging, a zero-started
+forcing, roughness and weight penalties) and why none of it is used is in
+docs/small-data.md ("The ODE case at 20 measurements").
 
 Usage::
 
