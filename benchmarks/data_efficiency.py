@@ -95,6 +95,9 @@ class Interpolated(nn.Module):
     Picklable and differentiable in the input, so it can sit inside a ResidualModel.
     """
 
+    t: Tensor
+    y: Tensor
+
     def __init__(self, t: np.ndarray, y: np.ndarray) -> None:
         super().__init__()
         self.register_buffer("t", torch.as_tensor(t, dtype=torch.get_default_dtype()))

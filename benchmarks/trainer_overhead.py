@@ -39,6 +39,8 @@ from hybridml import Adam, DataLoss, LossTerm, Trainer
 class PoissonResidual(LossTerm):
     """Mean squared residual of u'' = -pi^2 sin(pi x) at fixed collocation points."""
 
+    x: Tensor
+
     def __init__(self, n: int) -> None:
         super().__init__()
         self.register_buffer("x", torch.linspace(0.0, 1.0, n)[:, None])
