@@ -63,8 +63,15 @@ class Setup:
     adam_lr: float = 2e-3
     adam_lr_decay: float | None = 0.1  # Adam's learning rate falls to lr * decay
     lbfgs_steps: int = 6000
-    eval_every: int = 100
+    # error trace every this many steps (excluded from the times; it sets the resolution of
+    # the time to an error: 20 L-BFGS iterations are about 0.7 s)
+    eval_every: int = 20
     derivatives: str | None = "compiled"  # None: the adapter's default (autograd)
+    # with derivatives="taylor": the L-BFGS iteration from which the residual switches to
+    # derivatives="compiled" (compiled 50 evaluations later); None: never. (Tried as the
+    # default: uncompiled Taylor mode for Adam and the first 500 L-BFGS iterations; see
+    # docs/simulators/deepxde.md)
+    compile_after_lbfgs: int | None = None
     # residual points during Adam (None: num_domain); at the switch to L-BFGS, RAD draws
     # num_domain points (a cheap first phase: Adam's iterations cost about as the points)
     adam_points: int | None = 2000
@@ -85,6 +92,7 @@ def hybridml_setup(quick: bool) -> Setup:
             adam_lr_decay=None,
             lbfgs_steps=200,
             rad_every=200,
+            eval_every=100,
         )
     # 4x32 net, hard constraint, derivatives="compiled" (opt-in);
     # Adam 3000 iterations on 2000 RAD points (resampled every 500) with the learning rate
@@ -118,6 +126,18 @@ class ErrorTrace:
 
     def time_to(self, target: float) -> float | None:
         return next((t for t, l2, _ in self.points if l2 <= target), None)
+
+
+class CompileFrom:
+    """Trainer callback: after step ``phase_step`` of phase ``phase_index``, the residual
+    term switches to ``derivatives="compiled"`` (it compiles its jet 50 evaluations later)."""
+
+    def __init__(self, term: Any, phase_index: int, phase_step: int):
+        self.term, self.at = term, (phase_index, phase_step)
+
+    def __call__(self, trainer: Any, info: Any) -> None:
+        if (info.phase_index, info.phase_step) == self.at:
+            self.term.derivatives = "compiled"
 
 
 class Resample:
@@ -160,6 +180,11 @@ def run_hybridml(setup: Setup, seed: int, ref: tuple[np.ndarray, np.ndarray]) ->
     if setup.lbfgs_resample_after and setup.lbfgs_resample_after < setup.lbfgs_steps:
         lbfgs = [setup.lbfgs_resample_after, setup.lbfgs_steps - setup.lbfgs_resample_after]
         callbacks.insert(0, Resample(pde, setup.num_domain, 1, lbfgs[0] - 1, seed))
+    if setup.compile_after_lbfgs is not None and setup.derivatives != "compiled":
+        # (counted over the L-BFGS phases: 1 or 2 of them)
+        k = setup.compile_after_lbfgs
+        at = (1, k - 1) if k <= lbfgs[0] else (2, k - lbfgs[0] - 1)
+        callbacks.insert(0, CompileFrom(pde, *at))
     trainer = hybridml.Trainer(
         (
             hybridml.Adam(
@@ -476,7 +501,7 @@ def _main(args: argparse.Namespace) -> dict[str, Any]:
                 json.dump(only, f, indent=2)
         return only
 
-    speed = adam_speed(blocks=2 if quick else 6, block=50 if quick else 200, warmup=100)
+    speed = adam_speed(blocks=2 if quick else 10, block=50 if quick else 300, warmup=100)
     print(
         f"Adam, DeepXDE's net and points, alternating blocks: hybridml "
         f"{speed['hybridml']:.0f} it/s (derivatives={speed['derivatives']!r}; warm-up "
