@@ -752,36 +752,42 @@ def plot(results: dict[str, dict[str, Any]], path: Path) -> None:
     fig, axes = plt.subplots(1, len(results), figsize=(5.2 * len(results), 4), squeeze=False)
     for ax, (name, r) in zip(axes[0], results.items(), strict=True):
         ns = r["n_measurements"]
-        ax.plot(ns, r["errors"]["network"], "o-", label="network")
-        ax.plot(
-            ns,
-            r["errors"]["network-full"],
-            "o:",
-            color="tab:blue",
-            alpha=0.5,
-            label="network, whole budget",
-        )
-        ax.plot(ns, r["errors"]["physics"], "k--", label="physics")
-        if "physics-calibrated" in r["errors"]:
-            ax.plot(
-                ns,
-                r["errors"]["physics-calibrated"],
+        # with an output correction beside it, the hybrid is a forcing
+        forcing = "hybrid-output" in r["errors"]
+        cal = r["calibrated_parameter"]
+        lines: list[tuple[str, str, dict[str, Any]]] = [
+            ("network", "o-", {"label": "network"}),
+            (
+                "network-full",
+                "o:",
+                {"color": "tab:blue", "alpha": 0.5, "label": "network, whole budget"},
+            ),
+            ("physics", "k--", {"label": "physics"}),
+            (
+                "physics-calibrated",
                 "^:",
-                color="tab:grey",
-                label=f"physics, {r['calibrated_parameter'].split(' [')[0]} fitted",
-            )
-        if "hybrid-output" in r["errors"]:
-            ax.plot(
-                ns,
-                r["errors"]["hybrid-output"],
+                {
+                    "color": "tab:grey",
+                    "label": f"physics, {cal.split(' [')[0] if cal else ''} fitted",
+                },
+            ),
+            (
+                "hybrid-output",
                 "s:",
-                color="tab:orange",
-                alpha=0.6,
-                label="hybrid, output correction",
-            )
-            ax.plot(ns, r["errors"]["hybrid"], "D-", color="tab:green", label="hybrid, forcing")
-        else:
-            ax.plot(ns, r["errors"]["hybrid"], "s-", color="tab:orange", label="hybrid")
+                {"color": "tab:orange", "alpha": 0.6, "label": "hybrid, output correction"},
+            ),
+            (
+                "hybrid",
+                "D-" if forcing else "s-",
+                {
+                    "color": "tab:green" if forcing else "tab:orange",
+                    "label": "hybrid, forcing" if forcing else "hybrid",
+                },
+            ),
+        ]
+        for kind, fmt, style in lines:
+            if kind in r["errors"]:
+                ax.plot(ns, r["errors"][kind], fmt, **style)
         ax.axhline(
             r["nn_error_at_max"], color="grey", lw=0.8, ls=":", label=f"target: network at {ns[-1]}"
         )

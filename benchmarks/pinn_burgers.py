@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,30 +129,36 @@ class ErrorTrace:
         return next((t for t, l2, _ in self.points if l2 <= target), None)
 
 
-class CompileFrom:
-    """Trainer callback: after step ``phase_step`` of phase ``phase_index``, the residual
-    term switches to ``derivatives="compiled"`` (it compiles its jet 50 evaluations later)."""
+class AtStep:
+    """Trainer callback: runs ``action()`` once, after step ``phase_step`` of phase
+    ``phase_index``."""
 
-    def __init__(self, term: Any, phase_index: int, phase_step: int):
-        self.term, self.at = term, (phase_index, phase_step)
-
-    def __call__(self, trainer: Any, info: Any) -> None:
-        if (info.phase_index, info.phase_step) == self.at:
-            self.term.derivatives = "compiled"
-
-
-class Resample:
-    """Trainer callback: after step ``phase_step`` of phase ``phase_index``, the residual
-    term's resampling (RAD) draws ``n`` new points."""
-
-    def __init__(self, term: Any, n: int, phase_index: int, phase_step: int, seed: int):
-        self.term, self.n, self.seed = term, n, seed
-        self.at = (phase_index, phase_step)
+    def __init__(self, phase_index: int, phase_step: int, action: Callable[[], None]):
+        self.at, self.action = (phase_index, phase_step), action
 
     def __call__(self, trainer: Any, info: Any) -> None:
         if (info.phase_index, info.phase_step) == self.at:
-            self.term.n_points = self.n
-            self.term.resample(torch.Generator().manual_seed(self.seed + 1000 * self.at[0]))
+            self.action()
+
+
+def resample(term: Any, n: int, seed: int) -> Callable[[], None]:
+    """An action: the residual term's resampling (RAD) draws ``n`` new points."""
+
+    def action() -> None:
+        term.n_points = n
+        term.resample(torch.Generator().manual_seed(seed))
+
+    return action
+
+
+def compile_jet(term: Any) -> Callable[[], None]:
+    """An action: the residual term switches to ``derivatives="compiled"`` (it compiles its
+    jet 50 evaluations later)."""
+
+    def action() -> None:
+        term.derivatives = "compiled"
+
+    return action
 
 
 def run_hybridml(setup: Setup, seed: int, ref: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
@@ -175,16 +182,16 @@ def run_hybridml(setup: Setup, seed: int, ref: tuple[np.ndarray, np.ndarray]) ->
     callbacks: list[Any] = [trace]
     pde = terms["pde"]
     if setup.adam_points and setup.adam_points != setup.num_domain:
-        callbacks.insert(0, Resample(pde, setup.num_domain, 0, setup.adam_steps - 1, seed))
+        callbacks.insert(0, AtStep(0, setup.adam_steps - 1, resample(pde, setup.num_domain, seed)))
     lbfgs = [setup.lbfgs_steps]
     if setup.lbfgs_resample_after and setup.lbfgs_resample_after < setup.lbfgs_steps:
         lbfgs = [setup.lbfgs_resample_after, setup.lbfgs_steps - setup.lbfgs_resample_after]
-        callbacks.insert(0, Resample(pde, setup.num_domain, 1, lbfgs[0] - 1, seed))
+        callbacks.insert(0, AtStep(1, lbfgs[0] - 1, resample(pde, setup.num_domain, seed + 1000)))
     if setup.compile_after_lbfgs is not None and setup.derivatives != "compiled":
         # (counted over the L-BFGS phases: 1 or 2 of them)
         k = setup.compile_after_lbfgs
         at = (1, k - 1) if k <= lbfgs[0] else (2, k - lbfgs[0] - 1)
-        callbacks.insert(0, CompileFrom(pde, *at))
+        callbacks.insert(0, AtStep(*at, compile_jet(pde)))
     trainer = hybridml.Trainer(
         (
             hybridml.Adam(
