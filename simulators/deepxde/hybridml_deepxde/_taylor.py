@@ -234,7 +234,7 @@ class _MLPJetFn(torch.autograd.Function):
 
 def _jet_function(
     n: int, d: int, pairs: tuple[Pair, ...], kinds: tuple[str, ...]
-) -> Callable[..., tuple[Tensor, ...]]:
+) -> Callable[..., Tensor]:
     """The jet of :class:`_MLPJetFn` as plain differentiable tensor operations.
 
     ``f(xs, scale, *params)`` returns the rows of :class:`_MLPJetFn` as separate pieces,
@@ -245,7 +245,7 @@ def _jet_function(
     matrix products.
     """
 
-    def f(xs: Tensor, scale: Tensor, *params: Tensor) -> tuple[Tensor, ...]:
+    def f(xs: Tensor, scale: Tensor, *params: Tensor) -> Tensor:
         ws, bs = params[0::2], params[1::2]
         z = torch.addmm(bs[0], xs, ws[0].t())
         cd = scale[:, None] * ws[0].t()  # (d, w): dz/dx_k of layer 0, the same at every point
@@ -281,7 +281,7 @@ def _jet_function(
     return f
 
 
-_COMPILED: dict[Any, Callable[..., tuple[Tensor, ...]]] = {}
+_COMPILED: dict[Any, Callable[..., Tensor]] = {}
 _COMPILE_BROKEN: list[str] = []  # the reason, once torch.compile has failed here
 
 
