@@ -237,16 +237,16 @@ def _jet_function(
 ) -> Callable[..., Tensor]:
     """The jet of :class:`_MLPJetFn` as plain differentiable tensor operations.
 
-    ``f(xs, scale, *params)`` returns the rows of :class:`_MLPJetFn` as separate pieces,
-    ``(value, extra value, grad (d, n, k), *hess)``; written for :func:`torch.compile`
-    (fixed ``n``, ``pairs`` and activations), whose AOTAutograd derives the backward pass
-    and whose inductor fuses each layer's elementwise chain (the activation and its
-    derivatives, the products of the derivative streams) into a few loops around the
-    matrix products.
+    ``f(xs, scale, *params)`` returns the same stacked rows as :class:`_MLPJetFn`; written
+    for :func:`torch.compile` (fixed ``n``, ``pairs`` and activations), whose AOTAutograd
+    derives the backward pass and whose inductor fuses each layer's elementwise chain (the
+    activation and its derivatives, the products of the derivative streams) into a few
+    loops around the matrix products.
     """
 
     def f(xs: Tensor, scale: Tensor, *params: Tensor) -> Tensor:
         ws, bs = params[0::2], params[1::2]
+        nv = xs.shape[0]
         z = torch.addmm(bs[0], xs, ws[0].t())
         cd = scale[:, None] * ws[0].t()  # (d, w): dz/dx_k of layer 0, the same at every point
         zd: list[Tensor] = [cd[k] for k in range(d)]
@@ -267,16 +267,11 @@ def _jet_function(
             for q, (i, j) in enumerate(pairs):
                 h = s2 * (zd[i] * zd[j])
                 ah.append(h if zh is None else h + s1 * zh[q])
-            # one matrix product per stream, not one on the streams stacked: slices of a
-            # stacked product make the backward assemble its gradient with masked loads
-            # (about 8 % slower per step, measured with the Burgers benchmark's net)
-            wt = ws[layer].t()
-            z = torch.addmm(bs[layer], a, wt)
-            zd = [t @ wt for t in ad]
-            zh = [t @ wt for t in ah]
-        # the pieces apart (slicing them out of one stacked output would add a slice and
-        # its backward per piece to every step)
-        return (z[:n], z[n:], torch.stack(zd, 0), *(zh or []))
+            out = torch.cat([a, *ad, *ah], 0) @ ws[layer].t()
+            z = out[:nv] + bs[layer]
+            zd = [out[nv + k * n : nv + (k + 1) * n] for k in range(d)]
+            zh = [out[nv + (d + q) * n : nv + (d + q + 1) * n] for q in range(len(pairs))]
+        return torch.cat([z, *zd, *(zh or [])], 0)
 
     return f
 
@@ -304,8 +299,8 @@ def compile_available() -> bool:
 
 def _compiled_jet(
     xs: Tensor, scale: Tensor, n: int, pairs: tuple[Pair, ...], kinds: tuple[str, ...], params
-) -> tuple[Tensor, ...] | None:
-    """The jet's pieces by the compiled :func:`_jet_function`, or None if compiling fails."""
+) -> Tensor | None:
+    """The stacked jet by the compiled :func:`_jet_function`, or None if compiling fails."""
     if _COMPILE_BROKEN:
         return None
     key = (n, xs.shape[1], pairs, kinds)
@@ -353,15 +348,13 @@ def _mlp_jet(
         else:
             kinds.append("tanh" if isinstance(layer, nn.Tanh) else "sigmoid")
     pairs = tuple(pairs)
+    out = None
     if compiled and len(kinds) > 0:
         # the input derivative of the points is not needed in training: keep it out of the
         # compiled backward
-        parts = _compiled_jet(xs.detach(), scale, n, pairs, tuple(kinds), params)
-        if parts is not None:
-            value, value_extra, grad = parts[:3]
-            hess = dict(zip(pairs, parts[3:], strict=True))
-            return Jet(value, grad, hess), (value_extra if extra is not None else None)
-    out = _MLPJetFn.apply(xs, scale, n, pairs, tuple(kinds), *params)
+        out = _compiled_jet(xs.detach(), scale, n, pairs, tuple(kinds), params)
+    if out is None:
+        out = _MLPJetFn.apply(xs, scale, n, pairs, tuple(kinds), *params)
     nv = xin.shape[0]
     k = out.shape[1]
     value = out[:n]
