@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -44,7 +44,7 @@ _KIND_NAMES = (
 )
 
 
-def _rows(mask: np.ndarray, limit: int = 10) -> str:
+def _rows(mask: np.ndarray | np.bool_, limit: int = 10) -> str:
     idx = np.flatnonzero(mask)
     shown = ", ".join(str(int(i)) for i in idx[:limit])
     more = f" and {idx.size - limit} more" if idx.size > limit else ""
@@ -432,7 +432,7 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
             terms[key] = conditions_term = ConditionLoss(self.dde, cond, self.condition_points[key])
             conditions.append(conditions_term)
         if self.derivatives != "autograd":  # Taylor mode: one network pass for all points
-            terms["pde"].share_value_points(conditions)
+            cast(PDEResidual, terms["pde"]).share_value_points(conditions)
         if self.observations is not None:
             terms["data"] = DataLoss(*self.observations)
         return terms

@@ -16,6 +16,7 @@ import os
 import random
 import sys
 import threading
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -56,7 +57,7 @@ def _restore(before: dict[str, Any]) -> list[str]:
     """Put back every setting of ``before`` that differs now; return the names restored."""
     now = torch_global_state()
     restored = []
-    setters = {
+    setters: dict[str, Callable[[Any], object]] = {
         "default_dtype": torch.set_default_dtype,
         "default_device": torch.set_default_device,
         "num_threads": torch.set_num_threads,

@@ -21,11 +21,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
+
+if TYPE_CHECKING:
+    from hybridml import MLP, HardBoundary
 
 __all__ = ["Jet", "compile_available", "taylor_jet", "taylor_supported"]
 
@@ -49,7 +52,7 @@ class Jet:
     extra: Tensor | None = None
 
 
-def _mlp_of(model: nn.Module) -> nn.Module | None:
+def _mlp_of(model: nn.Module) -> MLP | None:
     from hybridml import MLP
 
     return model if isinstance(model, MLP) else None
@@ -324,7 +327,7 @@ def _compiled_jet(
 
 
 def _mlp_jet(
-    mlp: nn.Module,
+    mlp: MLP,
     x: Tensor,
     pairs: Sequence[Pair],
     extra: Tensor | None = None,
@@ -469,8 +472,9 @@ def taylor_jet(
 
     pairs = sorted({(min(p), max(p)) for p in pairs})
     if isinstance(model, Constrained):
-        transform = model.transform
-        raw, raw_extra = _mlp_jet(model.net, x, pairs, extra, compiled)
+        # taylor_supported(model) (this function's precondition): a HardBoundary around an MLP
+        transform = cast("HardBoundary", model.transform)
+        raw, raw_extra = _mlp_jet(cast("MLP", model.net), x, pairs, extra, compiled)
         g = _cached_jet(transform.g, "g", x, pairs, cache, points_key)
         dist = _cached_jet(transform.distance, "distance", x, pairs, cache, points_key)
         y = g.value + dist.value * raw.value
@@ -489,6 +493,6 @@ def taylor_jet(
         if extra is not None and raw_extra is not None:
             y_extra = transform(extra, raw_extra)
         return Jet(y, grad, hess, y_extra)
-    jet, y_extra = _mlp_jet(model, x, pairs, extra, compiled)
+    jet, y_extra = _mlp_jet(cast("MLP", model), x, pairs, extra, compiled)
     jet.extra = y_extra
     return jet

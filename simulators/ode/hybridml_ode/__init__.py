@@ -23,7 +23,7 @@ import difflib
 import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -83,7 +83,7 @@ class ODEAdapter(ProvidesData, ProvidesConstraints, ProvidesChecks, ProvidesForw
         state_names: Sequence[str],
         params: Mapping[str, float | PhysicalParameter],
         time_name: str = "t [s]",
-        t_eval: Sequence[float] | None = None,
+        t_eval: Sequence[float] | np.ndarray | None = None,
         method: str = "LSODA",
         rtol: float = 1e-8,
         atol: float = 1e-10,
@@ -95,7 +95,11 @@ class ODEAdapter(ProvidesData, ProvidesConstraints, ProvidesChecks, ProvidesForw
         self.state_names, self.time_name = tuple(state_names), time_name
         self.params = dict(params)
         self.parameter_names = tuple(self.params)  # what forward() differentiates
-        self.t_eval = np.linspace(*self.t_span, 101) if t_eval is None else np.array(t_eval, float)
+        self.t_eval = (
+            np.linspace(*cast("tuple[float, float]", self.t_span), 101)
+            if t_eval is None
+            else np.array(t_eval, float)
+        )
         self.method, self.rtol, self.atol = method, rtol, atol
         self.bounds = dict(bounds or {})
         self.residual_threshold = residual_threshold
@@ -191,10 +195,17 @@ class ODEAdapter(ProvidesData, ProvidesConstraints, ProvidesChecks, ProvidesForw
         )
         return dydt - _stack(self.rhs(t[:, 0], y, self._torch_params()), y)
 
-    def loss_terms(self, points: Any = None, n_points: int = 256) -> dict[str, LossTerm]:
+    def loss_terms(
+        self, points: Any = None, n_points: int = 256, **options: Any
+    ) -> dict[str, LossTerm]:
         """``"ode_residual"`` at ``points`` (or ``n_points`` drawn in ``t_span``, resampled
         by the trainer) and ``"initial_condition"``, for a model mapping t (n, 1) -> y (n, d).
         """
+        if options:  # the contract's ``**options``; only points and n_points are known
+            raise TypeError(
+                "ODEAdapter.loss_terms takes only the options points and n_points, "
+                f"got unknown {sorted(options)}."
+            )
         if points is None:  # random points, redrawn when the trainer resamples
             sampler = BoxSampler(self.t_span[0], self.t_span[1], names=[self.time_name])
             residual = ResidualLoss(self._residual, sampler=sampler, n_points=n_points)
