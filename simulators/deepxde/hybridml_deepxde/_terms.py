@@ -78,6 +78,10 @@ def serve_derivatives(
         if ys is y and xs is x:
             ii = 0 if i is None and y.shape[1] == 1 else i
             if jet is not None and ii is not None and 0 <= ii < y.shape[1]:
+                jj = 0 if x.shape[1] == 1 else j
+                if jet.grads is not None and jj is not None and 0 <= jj < x.shape[1]:
+                    g = jet.grads[jj]  # the compiled jet's own output: no views to undo
+                    return g if g.shape[1] == 1 else g[:, ii : ii + 1]
                 if ii not in rows:
                     rows[ii] = jet.grad[:, :, ii].t()
                 row = rows[ii]
@@ -97,7 +101,8 @@ def serve_derivatives(
         if ys is y and xs is x and 0 <= i < x.shape[1] and 0 <= j < x.shape[1]:
             pair = (min(i, j), max(i, j))
             if jet is not None and pair in jet.hess and 0 <= component < y.shape[1]:
-                return jet.hess[pair][:, component : component + 1]
+                h = jet.hess[pair]
+                return h if h.shape[1] == 1 else h[:, component : component + 1]
             misses.add("grad")
             misses.add(pair)
         return orig_hess(ys, xs, component=component, i=i, j=j)
@@ -504,10 +509,10 @@ class ConditionLoss(LossTerm):
                     and y.dtype == self.points.dtype
                     and torch.equal(_flat_values(params), values)
                 ):
-                    return y[:, self._columns] - self.target
+                    return self._selected(y) - self.target
                 self._share = False  # evaluated out of step with the residual: stop sharing
             y = model(self.points)
-            return y[:, self._columns] - self.target
+            return self._selected(y) - self.target
         x = self.points.detach().clone().requires_grad_(True)
         y = model(x)
         if self.kind == "neumann":
@@ -519,6 +524,13 @@ class ConditionLoss(LossTerm):
         with serve_derivatives(self._dde, y, x, None, set()):
             err = self.condition.error(self._x_np, x, y, 0, x.shape[0])
         return as_columns(err, x.shape[0], type(self.condition), "condition", tuple(x.shape))
+
+    def _selected(self, y: Tensor) -> Tensor:
+        """The condition's output columns of ``y`` (``y`` itself if that is all of them)."""
+        cols = self._columns
+        if isinstance(cols, slice) and cols.start == 0 and cols.stop == y.shape[1]:
+            return y
+        return y[:, cols]
 
     def forward(self, model: nn.Module) -> Tensor:
         """Mean squared violation."""
