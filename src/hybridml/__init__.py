@@ -54,6 +54,8 @@ _EXPORTS: dict[str, str] = {
     "Trainer": "_trainer",
     "Adam": "_trainer",
     "LBFGS": "_trainer",
+    "BFGS": "_trainer",
+    "SelfScaledBFGS": "_bfgs",
     "EarlyStopping": "_trainer",
     "History": "_trainer",
     "StepInfo": "_trainer",
@@ -117,6 +119,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ._active import ActiveLearner, Recommendation
     from ._balancing import Balancer, FixedWeights, LRAnnealing, ReLoBRaLo
+    from ._bfgs import SelfScaledBFGS
     from ._bundled import data_path
     from ._checks import (
         Bounds,
@@ -168,6 +171,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from ._sweep import SweepFailure, SweepResult
     from ._trainer import (
+        BFGS,
         LBFGS,
         Adam,
         EarlyStopping,

@@ -37,7 +37,7 @@ def test_quick_benchmark(tmp_path: Path, load_script: Callable[[Path, str], Modu
         "peak_memory_mb",
     ):
         assert key in saved, f"the JSON lacks {key!r}"
-    # 400 Adam + 200 L-BFGS iterations on 1000 points: the untrained network's error is
+    # 400 Adam + 200 BFGS iterations on 1000 points: the untrained network's error is
     # about 1 (u = 0 gives exactly 1); a working set-up gets well below 0.3.
     assert result["hybridml_l2_median"] < 0.3
     # The time-to-DeepXDE's-error ratio is not asserted: in 600 iterations neither set-up
