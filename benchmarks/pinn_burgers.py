@@ -62,12 +62,12 @@ class Setup:
     num_initial: int = 0
     hard: bool = True
     rad_every: int | None = 500
-    adam_steps: int = 3000
+    adam_steps: int = 1500  # 3000 before BFGS (runs A-F)
     adam_lr: float = 2e-3
     adam_lr_decay: float | None = 0.1  # Adam's learning rate falls to lr * decay
     # quasi-Newton iterations after Adam (float64), of the method ``quasi_newton``:
     # "bfgs" (dense self-scaled BFGS, the default since run G) or "lbfgs" (runs A-F)
-    lbfgs_steps: int = 2000
+    lbfgs_steps: int = 1500
     quasi_newton: str = "bfgs"
     # error trace every this many steps (excluded from the times; it sets the resolution of
     # the time to an error: 20 L-BFGS iterations are about 0.7 s)
@@ -101,9 +101,9 @@ def hybridml_setup(quick: bool) -> Setup:
             eval_every=100,
         )
     # 4x32 net, hard constraint, derivatives="compiled" (opt-in);
-    # Adam 3000 iterations on 2000 RAD points (resampled every 500) with the learning rate
+    # Adam 1500 iterations on 2000 RAD points (resampled every 500) with the learning rate
     # decaying from 2e-3 to 2e-4, then RAD draws 6000 points for float64 self-scaled BFGS
-    # (2000 iterations; the 4x32 net's 3297 parameters make an 87 MB inverse Hessian)
+    # (1500 iterations; the 4x32 net's 3297 parameters make an 87 MB inverse Hessian)
     return Setup()
 
 

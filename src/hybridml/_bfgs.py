@@ -15,9 +15,10 @@ The update, in inverse form, with ``s`` the step, ``y`` the change of the gradie
 ``tau = 1`` is plain BFGS; Al-Baali's choice is ``tau = min(1, 1 / b)`` with
 ``b = s'B s / s'y`` the ratio of the model's curvature along ``s`` to the measured one
 (``B s = -t g`` for a step ``s = t d``, ``d = -H g``, so ``s'B s`` needs no inverse). The
-update is one ``(n, 2) @ (2, n)`` product added to ``H`` in place, and ``H y`` and ``H g``
-come from one product, so an iteration costs two passes over ``H`` besides the loss
-evaluations of its strong-Wolfe line search (torch's, as :class:`torch.optim.LBFGS` uses).
+update is one ``(n, 2) @ (2, n)`` product added to ``H`` in place, and ``H g`` is the one
+matrix-vector product (``H y = H g + d_prev``, the last direction being ``-H g_prev``), so an
+iteration costs two passes over ``H`` besides the loss evaluations of its strong-Wolfe line
+search (torch's, as :class:`torch.optim.LBFGS` uses).
 """
 
 from __future__ import annotations
@@ -155,22 +156,23 @@ class SelfScaledBFGS(torch.optim.LBFGS):
         sy = float(y.dot(s))
         if sy <= _CURVATURE_EPS:
             return g.neg() if H is None else (H @ g).neg_()
-        first = H is None
         if H is None:
             # first pair: H0 = (s'y / y'y) I (Nocedal & Wright, eq. 6.20), then the update
             gamma = sy / float(y.dot(y))
             H = torch.eye(g.numel(), dtype=g.dtype, device=g.device).mul_(gamma)
             state["H"] = H
-        both = H @ torch.stack((y, g), 1)  # H y and H g in one pass over H
-        h, hg = both[:, 0], both[:, 1]
+            h, hg = y.mul(gamma), g.mul(gamma)
+            s_b_s = float(s.dot(s)) / gamma  # s'B s with B = I / gamma
+        else:
+            # one pass over H: d_prev = -H g_prev, so H y = H g - H g_prev = H g + d_prev
+            hg = torch.mv(H, g)
+            h = hg.add(d_prev)
+            s_b_s = -t * float(s.dot(g_prev))  # s'B s: B s = -t g_prev for s = -t H g_prev
         y_h_y = float(y.dot(h))
         rho = 1.0 / sy
         tau = 1.0
-        if self.scaling == "al-baali":
-            # s'B s: B s = -t g_prev for the step s = -t H g_prev; B = I / gamma for H0
-            s_b_s = float(s.dot(s)) / gamma if first else -t * float(s.dot(g_prev))
-            if s_b_s > 0:
-                tau = min(1.0, sy / s_b_s)
+        if self.scaling == "al-baali" and s_b_s > 0:
+            tau = min(1.0, sy / s_b_s)
         a = y_h_y * rho * rho / tau + rho
         c = rho / tau
         sg, hgd = float(s.dot(g)), float(h.dot(g))
