@@ -126,8 +126,11 @@ def test_bfgs_phase_beats_lbfgs_on_a_pinn_and_converts_back():
 
 def test_bfgs_phase_refuses_models_above_max_params():
     model = make_net(width=16)  # 321 parameters
+    before = [p.detach().clone() for p in model.parameters()]
     with pytest.raises(ValueError, match=r"321 trainable parameters, more than max_params=100"):
-        Trainer(phases=(BFGS(5, max_params=100),), progress=False).fit(model, pinn_losses())
+        Trainer(phases=(Adam(5), BFGS(5, max_params=100)), progress=False).fit(model, pinn_losses())
+    # refused before any training: the Adam phase did not run
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
 @pytest.mark.parametrize(

@@ -175,8 +175,9 @@ class BFGS:
     For small networks (up to ``max_params`` parameters: it keeps an ``n x n``
     inverse-Hessian approximation, ``8 n**2`` bytes in float64), and then much stronger than
     L-BFGS: on the Burgers PINN benchmark (4x32 net, 3300 parameters) it reaches a relative
-    L2 error of 1e-3 about 8 times sooner than L-BFGS after the same Adam phase and ends
-    an order of magnitude lower. As in :class:`LBFGS`, the loss weights are frozen during
+    L2 error of 1e-3 in 6-11 times fewer iterations than L-BFGS after the same Adam phase
+    (about 2.5 times sooner: an iteration costs 1.6 times more) and ends an order of
+    magnitude lower. As in :class:`LBFGS`, the loss weights are frozen during
     the phase, it runs in float64 by default, and it stops early only when converged.
 
     Args:
@@ -553,6 +554,17 @@ class Trainer:
         engine = _Engine(
             self, phases, model, terms, val_terms, balancer, callbacks, path, self.history_
         )
+        n_params = sum(p.numel() for p in engine.params)
+        for p in phases:
+            if isinstance(p, BFGS) and n_params > p.max_params:
+                # checked before any training, not when the phase starts
+                raise ValueError(
+                    f"BFGS: the model has {n_params} trainable parameters, more than "
+                    f"max_params={p.max_params}; its {n_params} x {n_params} inverse-Hessian "
+                    f"approximation would take {8 * n_params**2 / 2**30:.1f} GiB in float64. "
+                    "Use LBFGS(...) for large models, or raise BFGS(max_params=...) if the "
+                    "memory is there."
+                )
         with torch.random.fork_rng(devices=[], enabled=self.seed is not None):
             if self.seed is not None:
                 torch.default_generator.manual_seed(self.seed)
@@ -869,15 +881,6 @@ class _Engine:
         """An L-BFGS or BFGS phase (the same loop: one closure-driven iteration per step)."""
         dtype = phase.dtype
         convert = dtype is not None and any(d is not None and d != dtype for _, d in self.dtypes)
-        if isinstance(phase, BFGS):
-            n = sum(p.numel() for p in self.params)
-            if n > phase.max_params:
-                raise ValueError(
-                    f"BFGS: the model has {n} trainable parameters, more than max_params="
-                    f"{phase.max_params}; its {n} x {n} inverse-Hessian approximation would "
-                    f"take {8 * n * n / 2**30:.1f} GiB in float64. Use LBFGS(...) for large "
-                    "models, or raise BFGS(max_params=...) if the memory is there."
-                )
         try:
             if convert and dtype is not None:
                 self._convert(dtype)
