@@ -70,7 +70,7 @@ class Setup:
     lbfgs_steps: int = 1500
     quasi_newton: str = "bfgs"
     # error trace every this many steps (excluded from the times; it sets the resolution of
-    # the time to an error: 20 L-BFGS iterations are about 0.7 s)
+    # the time to an error: 20 BFGS iterations are about 2 s)
     eval_every: int = 20
     derivatives: str | None = "compiled"  # None: the adapter's default (autograd)
     # with derivatives="taylor": the L-BFGS iteration from which the residual switches to
@@ -189,6 +189,10 @@ def run_hybridml(setup: Setup, seed: int, ref: tuple[np.ndarray, np.ndarray]) ->
     pde = terms["pde"]
     if setup.adam_points and setup.adam_points != setup.num_domain:
         callbacks.insert(0, AtStep(0, setup.adam_steps - 1, resample(pde, setup.num_domain, seed)))
+    if setup.quasi_newton not in ("bfgs", "lbfgs"):
+        raise ValueError(
+            f"Setup.quasi_newton must be 'bfgs' or 'lbfgs', got {setup.quasi_newton!r}."
+        )
     lbfgs = [setup.lbfgs_steps]
     if setup.lbfgs_resample_after and setup.lbfgs_resample_after < setup.lbfgs_steps:
         lbfgs = [setup.lbfgs_resample_after, setup.lbfgs_steps - setup.lbfgs_resample_after]
