@@ -85,3 +85,14 @@ def test_default_dtype_is_left_alone() -> None:
     before = torch.get_default_dtype()
     hm.HybridRegressor(hidden=(8,), adam_steps=5, lbfgs_steps=5, progress=False).fit(x, y)
     assert torch.get_default_dtype() == before
+
+
+def test_quasi_newton_bfgs_runs_a_bfgs_phase_and_bad_values_are_refused() -> None:
+    x, y = data()
+    common = {"hidden": (16, 16), "adam_steps": 300, "lbfgs_steps": 50, "progress": False}
+    est = hm.HybridRegressor(quasi_newton="bfgs", **common).fit(x, y)
+    assert est.history_.phase.count("bfgs") == 50 and "lbfgs" not in est.history_.phase
+    # the same small fit as with L-BFGS above: 20 exact points are matched closely
+    assert est.score(x, y) > 0.99
+    with pytest.raises(ValueError, match="quasi_newton must be 'lbfgs' or 'bfgs', got 'newton'"):
+        hm.HybridRegressor(quasi_newton="newton", **common).fit(x, y)
