@@ -81,6 +81,21 @@ def _check_positive(owner: str, name: str, value: Any) -> None:
         raise ValueError(f"{owner}: {name} must be finite and > 0, got {value!r}.")
 
 
+def _check_quasi_newton(owner: str, phase: Any) -> None:
+    """The checks ``LBFGS`` and ``BFGS`` share: steps, lr, dtype and the tolerances."""
+    _check_int(owner, "steps", phase.steps, 0)
+    _check_positive(owner, "lr", phase.lr)
+    dtype = phase.dtype
+    if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
+        raise ValueError(
+            f"{owner}: dtype must be a floating-point torch.dtype or None, got {dtype!r}."
+        )
+    for name in ("tolerance_grad", "tolerance_change"):
+        value = getattr(phase, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"{owner}: {name} must be a number >= 0, got {value!r}.")
+
+
 @dataclass(frozen=True)
 class Adam:
     """An Adam phase.
@@ -148,23 +163,12 @@ class LBFGS:
     name: ClassVar[str] = "lbfgs"
 
     def __post_init__(self) -> None:
-        _check_int("LBFGS", "steps", self.steps, 0)
-        _check_positive("LBFGS", "lr", self.lr)
+        _check_quasi_newton("LBFGS", self)
         _check_int("LBFGS", "history_size", self.history_size, 1)
-        if self.dtype is not None and (
-            not isinstance(self.dtype, torch.dtype) or not self.dtype.is_floating_point
-        ):
-            raise ValueError(
-                f"LBFGS: dtype must be a floating-point torch.dtype or None, got {self.dtype!r}."
-            )
         if self.line_search not in ("strong_wolfe", None):
             raise ValueError(
                 f"LBFGS: line_search must be 'strong_wolfe' or None, got {self.line_search!r}."
             )
-        for name in ("tolerance_grad", "tolerance_change"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"LBFGS: {name} must be a number >= 0, got {value!r}.")
 
 
 @dataclass(frozen=True)
@@ -206,21 +210,10 @@ class BFGS:
     name: ClassVar[str] = "bfgs"
 
     def __post_init__(self) -> None:
-        _check_int("BFGS", "steps", self.steps, 0)
-        _check_positive("BFGS", "lr", self.lr)
+        _check_quasi_newton("BFGS", self)
         _check_int("BFGS", "max_params", self.max_params, 1)
-        if self.dtype is not None and (
-            not isinstance(self.dtype, torch.dtype) or not self.dtype.is_floating_point
-        ):
-            raise ValueError(
-                f"BFGS: dtype must be a floating-point torch.dtype or None, got {self.dtype!r}."
-            )
         if self.scaling not in ("al-baali", None):
             raise ValueError(f"BFGS: scaling must be 'al-baali' or None, got {self.scaling!r}.")
-        for name in ("tolerance_grad", "tolerance_change"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"BFGS: {name} must be a number >= 0, got {value!r}.")
 
 
 Phase = Adam | LBFGS | BFGS
