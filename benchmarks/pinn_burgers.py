@@ -72,12 +72,20 @@ class Setup:
     # error trace every this many steps (excluded from the times; it sets the resolution of
     # the time to an error: 20 BFGS iterations are about 2 s)
     eval_every: int = 20
-    derivatives: str | None = "compiled"  # None: the adapter's default (autograd)
-    # with derivatives="taylor": the L-BFGS iteration from which the residual switches to
-    # derivatives="compiled" (compiled 50 evaluations later); None: never. (Tried as the
-    # default: uncompiled Taylor mode for Adam and the first 500 L-BFGS iterations; see
-    # docs/simulators/deepxde.md)
-    compile_after_lbfgs: int | None = None
+    # how the residual gets its derivatives (None: the adapter's default, autograd). Since
+    # run H: uncompiled Taylor mode during Adam (a compiled float32 jet would cost 20 s of
+    # compiling to save about 9 s of Adam), compiled from the quasi-Newton phase on
+    derivatives: str | None = "taylor"
+    # with derivatives="taylor": the quasi-Newton iteration from which the residual switches
+    # to derivatives="compiled" (0: when Adam ends); None: never. Without a precompilation
+    # of the jet it compiles 50 evaluations after the switch. (Tried in run F's set-up:
+    # the first 150 iterations uncompiled; see docs/simulators/deepxde.md)
+    compile_after_lbfgs: int | None = 0
+    # start compiling the quasi-Newton phase's jet (float64, num_domain points) in a
+    # background process when training starts (PDEResidual.precompile, since run H): the
+    # compilation then overlaps Adam, on the second core, and the switch to the compiled
+    # jet costs about 5 s instead of 15-25 s
+    precompile: bool = True
     # residual points during Adam (None: num_domain); at the switch to L-BFGS, RAD draws
     # num_domain points (a cheap first phase: Adam's iterations cost about as the points)
     adam_points: int | None = 2000
@@ -100,10 +108,11 @@ def hybridml_setup(quick: bool) -> Setup:
             rad_every=200,
             eval_every=100,
         )
-    # 4x32 net, hard constraint, derivatives="compiled" (opt-in);
-    # Adam 1500 iterations on 2000 RAD points (resampled every 500) with the learning rate
-    # decaying from 2e-3 to 2e-4, then RAD draws 6000 points for float64 self-scaled BFGS
-    # (1500 iterations; the 4x32 net's 3297 parameters make an 87 MB inverse Hessian)
+    # 4x32 net, hard constraint; Adam 1500 iterations on 2000 RAD points (resampled every
+    # 500) with the learning rate decaying from 2e-3 to 2e-4 and the uncompiled Taylor-mode
+    # jet, then RAD draws 6000 points for float64 self-scaled BFGS (1500 iterations; the
+    # 4x32 net's 3297 parameters make an 87 MB inverse Hessian) with the compiled jet
+    # (derivatives="compiled", opt-in), compiled in the background while Adam runs
     return Setup()
 
 
@@ -198,9 +207,12 @@ def run_hybridml(setup: Setup, seed: int, ref: tuple[np.ndarray, np.ndarray]) ->
         lbfgs = [setup.lbfgs_resample_after, setup.lbfgs_steps - setup.lbfgs_resample_after]
         callbacks.insert(0, AtStep(1, lbfgs[0] - 1, resample(pde, setup.num_domain, seed + 1000)))
     if setup.compile_after_lbfgs is not None and setup.derivatives != "compiled":
-        # (counted over the L-BFGS phases: 1 or 2 of them)
+        # (counted over the L-BFGS phases: 1 or 2 of them; 0: at the end of Adam)
         k = setup.compile_after_lbfgs
-        at = (1, k - 1) if k <= lbfgs[0] else (2, k - lbfgs[0] - 1)
+        if k == 0:
+            at = (0, setup.adam_steps - 1)
+        else:
+            at = (1, k - 1) if k <= lbfgs[0] else (2, k - lbfgs[0] - 1)
         callbacks.insert(0, AtStep(*at, compile_jet(pde)))
     trainer = hybridml.Trainer(
         (
@@ -220,6 +232,10 @@ def run_hybridml(setup: Setup, seed: int, ref: tuple[np.ndarray, np.ndarray]) ->
         callbacks=callbacks,
     )
     trace.t0 = time.perf_counter()
+    if setup.precompile:
+        # the quasi-Newton phase's jet (float64, num_domain points) compiles in a background
+        # process while Adam runs (timed: it is part of the run)
+        pde.precompile(model, num_points=setup.num_domain, dtype=torch.float64)
     trainer.fit(model, terms)
     wall = time.perf_counter() - trace.t0 - trace.overhead
     l2 = relative_l2(model, *ref)

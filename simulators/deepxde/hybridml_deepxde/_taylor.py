@@ -27,6 +27,9 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from . import _precompile
+from ._precompile import JetSpec, Precompilation
+
 if TYPE_CHECKING:
     from hybridml import MLP, HardBoundary
 
@@ -332,8 +335,11 @@ def _compiled_jet(
     if _COMPILE_BROKEN:
         return None
     n = x.shape[0]
-    key = (n, x.shape[1], pairs, kinds)
+    key = (n, x.shape[1], pairs, kinds, x.dtype)
     fn = _COMPILED.get(key)
+    if fn is None:  # a background compilation of it writes the cache: wait for it
+        rows = None if extra is None else extra.shape[0]
+        _precompile.wait_for(_jet_spec(n, x.shape[1], rows, lo is not None, pairs, kinds, params))
     try:
         with warnings.catch_warnings():
             # torch's own deprecation warnings while compiling are not the caller's concern
@@ -352,6 +358,77 @@ def _compiled_jet(
         return None
 
 
+def _jet_spec(
+    n: int,
+    d: int,
+    extra_rows: int | None,
+    scaled: bool,
+    pairs: tuple[Pair, ...],
+    kinds: tuple[str, ...],
+    params: Sequence[Tensor],
+) -> JetSpec:
+    """What :func:`_compiled_jet` specialises on, for a background compilation."""
+    return JetSpec(
+        n=n,
+        d=d,
+        extra=extra_rows,
+        scaled=scaled,
+        pairs=tuple(pairs),
+        kinds=tuple(kinds),
+        shapes=tuple(tuple(p.shape) for p in params),
+        trainable=tuple(p.requires_grad for p in params),
+        dtype=str(params[0].dtype).removeprefix("torch."),
+        threads=torch.get_num_threads(),
+    )
+
+
+def _mlp_parts(mlp: MLP) -> tuple[list[Tensor], list[str]]:
+    """The parameters (weight, bias per layer) and the activations of an MLP."""
+    params: list[Tensor] = []
+    kinds: list[str] = []
+    for layer in mlp.layers:
+        if isinstance(layer, nn.Linear):
+            params += [layer.weight, layer.bias]
+        else:
+            kinds.append("tanh" if isinstance(layer, nn.Tanh) else "sigmoid")
+    return params, kinds
+
+
+def precompile_jet(
+    model: nn.Module,
+    n: int,
+    pairs: Sequence[Pair],
+    *,
+    extra_rows: int | None = None,
+    dtype: torch.dtype | None = None,
+) -> Precompilation | None:
+    """Start compiling the jet of ``model`` at ``n`` points in a background process.
+
+    ``model`` as for :func:`taylor_jet` (its MLP's structure is what counts, not its
+    values); ``pairs`` the second derivatives; ``extra_rows`` the number of value-only
+    points passed along (None: none); ``dtype`` the dtype the jet will run in (default:
+    the model's). Returns None where nothing would be compiled (no activations, or
+    compiling failed here earlier). See :mod:`hybridml_deepxde._precompile`.
+    """
+    from hybridml import Constrained
+
+    mlp = cast("MLP", model.net if isinstance(model, Constrained) else model)
+    params, kinds = _mlp_parts(mlp)
+    if not kinds or _COMPILE_BROKEN:
+        return None
+    dtype = dtype or params[0].dtype
+    spec = _jet_spec(
+        int(n),
+        int(params[0].shape[1]),
+        extra_rows,
+        mlp.input_lower is not None,
+        tuple(sorted({(min(p), max(p)) for p in pairs})),
+        tuple(kinds),
+        [torch.empty(p.shape, dtype=dtype).requires_grad_(p.requires_grad) for p in params],
+    )
+    return _precompile.start(spec)
+
+
 def _mlp_jet(
     mlp: MLP,
     x: Tensor,
@@ -362,13 +439,7 @@ def _mlp_jet(
     """Jet of a plain :class:`hybridml.MLP` at ``x``, and its value at ``extra`` points."""
     n, d = x.shape
     lo, hi = mlp.input_lower, mlp.input_upper
-    params: list[Tensor] = []
-    kinds: list[str] = []
-    for layer in mlp.layers:
-        if isinstance(layer, nn.Linear):
-            params += [layer.weight, layer.bias]
-        else:
-            kinds.append("tanh" if isinstance(layer, nn.Tanh) else "sigmoid")
+    params, kinds = _mlp_parts(mlp)
     pairs = tuple(pairs)
     if extra is not None:
         extra = extra.to(x.dtype)
