@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from hybridml_deepxde import RAD, import_deepxde
+from hybridml_deepxde import RAD, PDEResidual, import_deepxde
 from hybridml_deepxde.examples import NU, burgers, burgers_hard_transform, burgers_reference
 
 import hybridml
@@ -232,7 +232,7 @@ def run_hybridml(setup: Setup, seed: int, ref: tuple[np.ndarray, np.ndarray]) ->
         callbacks=callbacks,
     )
     trace.t0 = time.perf_counter()
-    if setup.precompile:
+    if setup.precompile and isinstance(pde, PDEResidual):
         # the quasi-Newton phase's jet (float64, num_domain points) compiles in a background
         # process while Adam runs (timed: it is part of the run)
         pde.precompile(model, num_points=setup.num_domain, dtype=torch.float64)
