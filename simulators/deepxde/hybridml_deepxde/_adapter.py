@@ -89,12 +89,13 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
             :class:`hybridml.HardBoundary`); value conditions (Dirichlet, IC, point sets)
             are evaluated in the same pass. ``"compiled"``: the same, compiled with
             :func:`torch.compile` once a residual term has been evaluated for training 50
-            times (seconds per network structure, point count and dtype; if compiling
-            fails, a one-time warning and the uncompiled jet). Not with loss balancers that
-            backpropagate a term twice (``LRAnnealing``, ``ReLoBRaLo``: torch refuses the
-            compiled backward with ``retain_graph=True``). Any other model, or a derivative
-            the jet does not hold, uses autograd in every mode. All give the same residual
-            to rounding (docs/simulators/deepxde.md has the speeds).
+            times (seconds per network structure, point count and dtype; at once, and
+            from a warm cache, for shapes given to ``PDEResidual.precompile`` beforehand;
+            if compiling fails, a one-time warning and the uncompiled jet). Not with loss
+            balancers that backpropagate a term twice (``LRAnnealing``, ``ReLoBRaLo``: torch
+            refuses the compiled backward with ``retain_graph=True``). Any other model, or a
+            derivative the jet does not hold, uses autograd in every mode. All give the same
+            residual to rounding (docs/simulators/deepxde.md has the speeds).
         resampling: how the residual term's ``resample`` moves its points
             (:class:`~hybridml_deepxde.RAD`, :class:`~hybridml_deepxde.RAR`,
             :class:`~hybridml_deepxde.UniformResampling`); ``None`` keeps them. The trainer

@@ -23,10 +23,12 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import pickle
 import subprocess
 import sys
 import tempfile
 import time
+import types
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -62,6 +64,8 @@ class JetSpec:
     trainable: tuple[bool, ...]
     dtype: str
     threads: int
+    # where pickle finds ``torch.contiguous_format`` in this process (see _lookup_module)
+    lookup_module: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -80,6 +84,7 @@ class JetSpec:
             trainable=tuple(bool(t) for t in raw["trainable"]),
             dtype=str(raw["dtype"]),
             threads=int(raw["threads"]),
+            lookup_module=str(raw.get("lookup_module", "")),
         )
 
     @property
@@ -209,6 +214,38 @@ def _stop_all() -> None:  # pragma: no cover - at interpreter exit
             job.log.unlink(missing_ok=True)
 
 
+def lookup_module() -> str:
+    """The module in which pickle finds ``torch.contiguous_format`` in this process.
+
+    Inductor's cache keys pickle the inputs' tensor metadata. A memory format has no
+    ``__module__``, so pickle names it after the first module in ``sys.modules`` (in import
+    order) that has an attribute ``torch``: the first module of the process that imported
+    torch, which differs between processes (a test module, a user's package, one of
+    torch's own). The child process makes its lookup land on the same name
+    (:func:`_match_lookup_module`), so that its cache entries have the parent's keys.
+    """
+    return pickle.whichmodule(torch.contiguous_format, "torch.contiguous_format")
+
+
+def _match_lookup_module(name: str) -> None:
+    """In the child: make pickle find ``torch.contiguous_format`` under module ``name``.
+
+    Puts ``name`` first in ``sys.modules`` (a stand-in module holding ``torch`` if the child
+    has no module of that name); only the order of the entries changes.
+    """
+    if not name or lookup_module() == name:
+        return
+    first = sys.modules.get(name)
+    if first is None or getattr(first, "torch", None) is not torch:
+        first = types.ModuleType(name)
+        first.torch = torch  # type: ignore[attr-defined]
+    rest = dict(sys.modules)
+    rest.pop(name, None)
+    sys.modules.clear()
+    sys.modules[name] = first
+    sys.modules.update(rest)
+
+
 def compile_spec(spec: JetSpec) -> None:
     """Compile the jet of ``spec`` in this process: one forward and backward pass."""
     from ._taylor import _jet_function
@@ -246,6 +283,7 @@ def _main() -> int:  # pragma: no cover - runs in the child process
     if hasattr(os, "nice"):
         os.nice(10)  # training in the parent process goes first
     spec = JetSpec.from_json(sys.stdin.read())
+    _match_lookup_module(spec.lookup_module)
     t0 = time.perf_counter()
     compile_spec(spec)
     print(f"compiled {spec} in {time.perf_counter() - t0:.1f} s", flush=True)

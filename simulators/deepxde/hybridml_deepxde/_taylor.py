@@ -379,6 +379,7 @@ def _jet_spec(
         trainable=tuple(p.requires_grad for p in params),
         dtype=str(params[0].dtype).removeprefix("torch."),
         threads=torch.get_num_threads(),
+        lookup_module=_precompile.lookup_module(),
     )
 
 
@@ -426,7 +427,16 @@ def precompile_jet(
         tuple(kinds),
         [torch.empty(p.shape, dtype=dtype).requires_grad_(p.requires_grad) for p in params],
     )
-    return _precompile.start(spec)
+    try:
+        return _precompile.start(spec)
+    except OSError as exc:  # no Python executable to start, no temporary directory, ...
+        warnings.warn(
+            f"hybridml_deepxde: could not start the background compilation ({exc}); the jet "
+            "will be compiled in process when first needed.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
 
 
 def _mlp_jet(

@@ -256,8 +256,9 @@ class PDEResidual(LossTerm):
         sample: ``sample(n, generator) -> (n, d)`` float64 points for resampling.
         parameters: learnable coefficients the ``pde`` uses (registered, so trained).
         derivatives: ``"auto"``/``"taylor"`` (forward Taylor propagation where the model
-            allows it), ``"compiled"`` (the same, compiled after 50 training evaluations)
-            or ``"autograd"``; see :class:`~hybridml_deepxde.DeepXDEAdapter`.
+            allows it), ``"compiled"`` (the same, compiled after 50 training evaluations,
+            or at once for shapes given to :meth:`precompile`) or ``"autograd"``; see
+            :class:`~hybridml_deepxde.DeepXDEAdapter`.
         resampling: what :meth:`resample` does (``None``: keep the points).
     """
 

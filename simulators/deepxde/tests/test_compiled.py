@@ -134,3 +134,88 @@ def test_conditions_share_the_residual_pass_only_while_parameters_are_unchanged(
     assert not ic._share  # out of step with the residual: no longer shared
     terms["pde"](model)
     assert ic._pending is None
+
+
+def test_precompile_warms_the_cache_and_the_term_compiles_at_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    """PDEResidual.precompile: a child process compiles the float64 jet; the term then
+    compiles from inductor's cache (hits, no misses) and uses it from its first float64
+    evaluation, with the uncompiled jet's results."""
+    if not taylor_module.compile_available():
+        pytest.skip("torch.compile failed earlier in this process")
+    # an inductor cache of this test's own (inherited by the child), so that a hit means
+    # the child's compilation (torch's own helper: it also drops in-memory cache state)
+    from torch._inductor.runtime.cache_dir_utils import temporary_cache_dir
+
+    with temporary_cache_dir(str(tmp_path / "inductor")):
+        _precompile_then_train(monkeypatch)
+
+
+def _precompile_then_train(monkeypatch: pytest.MonkeyPatch) -> None:
+    from torch._dynamo.utils import counters
+
+    calls = []
+    original = taylor_module._compiled_jet
+
+    def counting(*args, **kwargs):
+        out = original(*args, **kwargs)
+        calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(taylor_module, "_compiled_jet", counting)
+    losses = {}
+    for how in ("compiled", "taylor"):
+        # 37 points and a 9x9 net: shapes no other test compiles
+        adapter = burgers(hard=True, num_domain=37, num_boundary=0, num_initial=0, derivatives=how)
+        terms = adapter.loss_terms()
+        model = adapter.default_model(
+            (9, 9), transform=burgers_hard_transform(), generator=torch.Generator().manual_seed(0)
+        )
+        if how == "compiled":
+            job = terms["pde"].precompile(model, dtype=torch.float64)
+            assert job is not None
+            assert (job.spec.n, job.spec.dtype, job.spec.pairs) == (37, "float64", ((0, 0),))
+            assert job.wait(600), job.output()
+            counters.clear()
+        # a float64 BFGS phase: compiled from its first evaluation (not after 50)
+        trainer = hybridml.Trainer((hybridml.BFGS(4),), progress=False, seed=0)
+        losses[how] = trainer.fit(model, terms).loss
+        if how == "compiled":
+            assert calls and all(calls)
+            assert counters["inductor"]["fxgraph_cache_hit"] >= 1
+            assert counters["inductor"]["fxgraph_cache_miss"] == 0
+    # compiled and uncompiled jets agree to rounding (the 1e-9 of the test above)
+    torch.testing.assert_close(
+        torch.tensor(losses["compiled"]), torch.tensor(losses["taylor"]), rtol=1e-9, atol=0
+    )
+
+
+def test_precompile_arguments_and_nothing_to_compile() -> None:
+    adapter = burgers(num_domain=20, num_boundary=4, num_initial=4, derivatives="autograd")
+    pde = adapter.loss_terms()["pde"]
+    model = adapter.default_model((5,))
+    with pytest.raises(ValueError, match="num_points must be a positive integer"):
+        pde.precompile(model, num_points=0)
+    with pytest.raises(ValueError, match="dtype must be a floating torch dtype"):
+        pde.precompile(model, dtype=torch.int64)
+    assert pde.precompile(model) is None  # autograd derivatives: no jet to compile
+    taylor = burgers(num_domain=20, num_boundary=4, num_initial=4, derivatives="taylor")
+    assert taylor.loss_terms()["pde"].precompile(torch.nn.Linear(2, 1)) is None  # no MLP
+
+
+def test_a_failed_precompilation_is_reported_and_not_waited_for() -> None:
+    from hybridml_deepxde._precompile import JetSpec, start, wait_for
+
+    spec = JetSpec(
+        n=3, d=2, extra=None, scaled=False, pairs=((0, 0),), kinds=("tanh",),
+        shapes=((4, 2), (4,), (1, 4), (1,)), trainable=(True,) * 4, dtype="float1", threads=1,
+    )  # fmt: skip
+    assert JetSpec.from_json(spec.to_json()) == spec
+    job = start(spec)
+    assert start(spec) is job or job.done()  # one process per spec while it runs
+    assert not job.wait(120)
+    assert job.returncode not in (None, 0)
+    assert "'float1' is not a torch dtype" in job.output()
+    wait_for(spec)  # returns at once: nothing running
+    assert start(spec) is not job  # a failed one is started again when asked
