@@ -224,7 +224,10 @@ def lookup_module() -> str:
     torch's own). The child process makes its lookup land on the same name
     (:func:`_match_lookup_module`), so that its cache entries have the parent's keys.
     """
-    return pickle.whichmodule(torch.contiguous_format, "torch.contiguous_format")
+    name: str = pickle.whichmodule(  # type: ignore[attr-defined]  # (undocumented)
+        torch.contiguous_format, "torch.contiguous_format"
+    )
+    return name
 
 
 def _match_lookup_module(name: str) -> None:
