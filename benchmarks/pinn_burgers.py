@@ -79,7 +79,7 @@ class Setup:
     # with derivatives="taylor": the quasi-Newton iteration from which the residual switches
     # to derivatives="compiled" (0: when Adam ends); None: never. Without a precompilation
     # of the jet it compiles 50 evaluations after the switch. (Tried in run F's set-up:
-    # the first 150 iterations uncompiled; see docs/simulators/deepxde.md)
+    # the first 150 iterations uncompiled; see docs/simulators/deepxde-benchmark-notes.md)
     compile_after_lbfgs: int | None = 0
     # start compiling the quasi-Newton phase's jet (float64, num_domain points) in a
     # background process when training starts (PDEResidual.precompile, since run H): the
