@@ -83,12 +83,9 @@ def test_compile_failure_warns_once_and_falls_back(monkeypatch: pytest.MonkeyPat
         torch.testing.assert_close(j.hess[(0, 0)], ref.hess[(0, 0)], rtol=0, atol=0)
 
 
-def test_compiled_training_follows_autograd(monkeypatch: pytest.MonkeyPatch) -> None:
-    """derivatives="compiled": the compiled jet after a few steps; the same trajectory."""
-    if not taylor_module.compile_available():
-        pytest.skip("torch.compile failed earlier in this process")
-    monkeypatch.setattr(terms_module, "_COMPILE_AFTER", 2)
-    calls = []
+def _record_compiled_calls(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Wrap ``_compiled_jet``: the list records, per call, whether the compiled jet served it."""
+    calls: list[bool] = []
     original = taylor_module._compiled_jet
 
     def counting(*args, **kwargs):
@@ -97,6 +94,15 @@ def test_compiled_training_follows_autograd(monkeypatch: pytest.MonkeyPatch) -> 
         return out
 
     monkeypatch.setattr(taylor_module, "_compiled_jet", counting)
+    return calls
+
+
+def test_compiled_training_follows_autograd(monkeypatch: pytest.MonkeyPatch) -> None:
+    """derivatives="compiled": the compiled jet after a few steps; the same trajectory."""
+    if not taylor_module.compile_available():
+        pytest.skip("torch.compile failed earlier in this process")
+    monkeypatch.setattr(terms_module, "_COMPILE_AFTER", 2)
+    calls = _record_compiled_calls(monkeypatch)
     losses = {}
     for how in ("compiled", "autograd"):
         adapter = burgers(num_domain=60, num_boundary=8, num_initial=12, derivatives=how)
@@ -155,15 +161,7 @@ def test_precompile_warms_the_cache_and_the_term_compiles_at_once(
 def _precompile_then_train(monkeypatch: pytest.MonkeyPatch) -> None:
     from torch._dynamo.utils import counters
 
-    calls = []
-    original = taylor_module._compiled_jet
-
-    def counting(*args, **kwargs):
-        out = original(*args, **kwargs)
-        calls.append(out is not None)
-        return out
-
-    monkeypatch.setattr(taylor_module, "_compiled_jet", counting)
+    calls = _record_compiled_calls(monkeypatch)
     losses = {}
     for how in ("compiled", "taylor"):
         # 37 points and a 9x9 net: shapes no other test compiles
