@@ -62,6 +62,38 @@ def test_compiled_jet_matches_uncompiled(act, dtype, tol) -> None:
         torch.testing.assert_close(u, v, rtol=10 * tol, atol=10 * tol)
 
 
+def test_compiled_jet_without_input_scaling_or_extra_points() -> None:
+    # the other branches of the compiled jet: a bare MLP (no input box, no transform), no
+    # value-only points, one hidden layer
+    if not taylor_module.compile_available():
+        pytest.skip("torch.compile failed earlier in this process")
+    torch.manual_seed(3)
+    model = hybridml.MLP(2, 3, (6,), torch.nn.Tanh).double()
+    x = torch.rand(17, 2, dtype=torch.float64)
+    pairs = [(0, 1), (1, 1)]
+    ref = taylor_jet(model, x, pairs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        jet = taylor_jet(model, x, pairs, compiled=True)
+    assert jet.extra is None
+    for a, b in [
+        (jet.value, ref.value),
+        (jet.grad, ref.grad),
+        *((jet.hess[p], ref.hess[p]) for p in pairs),
+    ]:
+        torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-11)
+    weights = [torch.randn(t.shape, dtype=torch.float64) for t in (ref.value, ref.grad)]
+    weights += [torch.randn(ref.hess[p].shape, dtype=torch.float64) for p in pairs]
+
+    def loss(j):
+        parts = (j.value, j.grad, *(j.hess[p] for p in pairs))
+        total = sum((w * t * t).sum() for w, t in zip(weights, parts, strict=True))
+        return torch.autograd.grad(total, list(model.parameters()))
+
+    for u, v in zip(loss(jet), loss(ref), strict=True):
+        torch.testing.assert_close(u, v, rtol=1e-10, atol=1e-10)
+
+
 def test_compile_failure_warns_once_and_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*args, **kwargs):
         raise RuntimeError("no C++ compiler (simulated)")
