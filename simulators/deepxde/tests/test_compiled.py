@@ -94,6 +94,22 @@ def test_compiled_jet_without_input_scaling_or_extra_points() -> None:
         torch.testing.assert_close(u, v, rtol=1e-10, atol=1e-10)
 
 
+def test_each_jet_shape_compiles_apart_from_the_recompile_limit() -> None:
+    # dynamo limits the compilations of one code object (8 by default): the jets of many
+    # shapes in one process (RAR's growing point sets) must not share one
+    if not taylor_module.compile_available():
+        pytest.skip("torch.compile failed earlier in this process")
+    torch.manual_seed(4)
+    model = hybridml.MLP(2, 1, (3,), torch.nn.Tanh).double()
+    with torch._dynamo.config.patch(recompile_limit=1), warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a fallback would warn
+        for n in (5, 6):
+            x = torch.rand(n, 2, dtype=torch.float64)
+            jet = taylor_jet(model, x, [(0, 0)], compiled=True)
+            torch.testing.assert_close(jet.value, model(x), rtol=1e-12, atol=1e-12)
+    assert taylor_module.compile_available()
+
+
 def test_compile_failure_warns_once_and_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*args, **kwargs):
         raise RuntimeError("no C++ compiler (simulated)")
