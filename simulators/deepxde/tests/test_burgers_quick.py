@@ -44,10 +44,10 @@ def test_quick_benchmark(tmp_path: Path, load_script: Callable[[Path, str], Modu
     # has converged, and which is ahead then says little about the full run.
     ratio = result["time_to_deepxde_error_ratio"]
     assert ratio is None or ratio > 0
-    # identical net and points, the same derivative method (hybridml's default, autograd):
-    # hybridml must not be much slower than DeepXDE per Adam iteration. Wall-clock timings of 100
-    # iterations on a shared 2-core CI machine vary by 2-3x, hence 0.25 (the full run's goal
-    # is 1.5).
+    # identical net and points (hybridml's compiled jet against DeepXDE's autograd):
+    # hybridml must not be much slower than DeepXDE per Adam iteration. Wall-clock timings of
+    # 100 iterations on a shared 2-core CI machine vary by 2-3x, hence 0.25 (the full run's
+    # goal is 1.5).
     assert result["adam_its_per_s_ratio"] > 0.25
     # nu from 200 noisy observations after a short fit: it has moved from its start (0.05)
     # towards the truth (0.0032); the 2 % goal is for the full run.
