@@ -295,6 +295,7 @@ def _jet_function(
         zd: list[Tensor] = [cd[:, k : k + 1] for k in range(d)]
         zh: list[Tensor] | None = None  # layer 0's second derivatives are zero
         sizes = [n] + ([m] if m else []) + [n] * (d + npairs)
+        first = 2 if m else 1  # the first derivative block's index
         for layer in range(1, len(ws)):
             kind = kinds[layer - 1]
             a = act(kind, z)
@@ -314,7 +315,6 @@ def _jet_function(
             b = bs[layer][:, None]
             z = blocks[0] + b
             ze = None if ze is None else blocks[1] + b
-            first = 2 if m else 1
             zd = list(blocks[first : first + d])
             zh = list(blocks[first + d :])
         grads = [t.t() for t in zd]
