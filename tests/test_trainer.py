@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import statistics
 from pathlib import Path
 
 import pytest
@@ -180,24 +181,33 @@ def test_lbfgs_stops_early_only_when_converged_and_records_it():
 
 
 def test_bfgs_phase_beats_lbfgs_on_a_pinn_and_converts_back():
-    # the same Adam phase, then 150 iterations of each quasi-Newton method (float64)
-    losses = {}
-    for phase in (LBFGS(150), BFGS(150)):
-        model = make_net(seed=0)
-        history = Trainer(phases=(Adam(300, lr=1e-2), phase), progress=False).fit(
-            model, pinn_losses()
-        )
-        first = history.phase.index(phase.name)
-        qn = history.loss[first:]
-        assert len(qn) == 150  # every iteration ran: no early stop
-        # strong-Wolfe line searches decrease the loss at every iteration
-        assert all(b <= a for a, b in itertools.pairwise(qn))
-        assert all(p.dtype == torch.float32 for p in model.parameters())
-        losses[phase.name] = qn[-1]
-    # observed (torch 2.13, CPU): L-BFGS 1.8e-7, BFGS 3.6e-8 (5x lower; 23x and 10x with
-    # the nets of seeds 1 and 2). Plain BFGS (scaling=None) ends within 1.3x of L-BFGS on
-    # all three, so the factor 3 asked here checks that the self-scaling works
-    assert losses["bfgs"] < losses["lbfgs"] / 3
+    # the same Adam phase, then 150 iterations of each quasi-Newton method (float64), on the
+    # nets of five seeds. The end point of one run depends on the CPU's floating-point
+    # kernels (the trajectories are chaotic): observed here (torch 2.13, x86-64) the ratio
+    # L-BFGS / BFGS is 5, 23, 10, 205 and 98 for seeds 0-4, while another machine measured
+    # 1.3 for seed 0. So the property asserted is the median ratio over the five seeds
+    # (>= 3: it needs three seeds where self-scaled BFGS wins by 3x; plain BFGS, without
+    # the scaling, ends within 2.2x of L-BFGS on every seed, so a broken scaling fails it)
+    ratios = []
+    for seed in range(5):
+        losses = {}
+        for phase in (LBFGS(150), BFGS(150)):
+            model = make_net(seed=seed)
+            history = Trainer(phases=(Adam(300, lr=1e-2), phase), progress=False).fit(
+                model, pinn_losses()
+            )
+            first = history.phase.index(phase.name)
+            qn = history.loss[first:]
+            assert len(qn) == 150  # every iteration ran: no early stop
+            # strong-Wolfe line searches decrease the loss at every iteration
+            assert all(b <= a for a, b in itertools.pairwise(qn))
+            # both methods take the loss far below where Adam left it (observed: 50x to
+            # 10^4x; 10x leaves room for any machine's trajectory)
+            assert qn[-1] < history.loss[first - 1] / 10
+            assert all(p.dtype == torch.float32 for p in model.parameters())
+            losses[phase.name] = qn[-1]
+        ratios.append(losses["lbfgs"] / losses["bfgs"])
+    assert statistics.median(ratios) >= 3, ratios
 
 
 def test_bfgs_phase_refuses_models_above_max_params():
