@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 import numpy as np
 
 from ._data import Dataset, MissingColumnError, _suggest, parse_unit
+from .exceptions import ConsistencyError, ConsistencyWarning
 
 if TYPE_CHECKING:
     import torch
@@ -48,18 +49,6 @@ class Policy(enum.Enum):
     RAISE = "raise"
     WARN = "warn"
     RECORD = "record"
-
-
-class ConsistencyError(RuntimeError):
-    """Raised by :meth:`ConsistencyReport.enforce` under ``Policy.RAISE``."""
-
-    def __init__(self, report: ConsistencyReport) -> None:
-        self.report = report
-        super().__init__(f"physics-consistency checks failed:\n{report.summary()}")
-
-
-class ConsistencyWarning(UserWarning):
-    """Issued by :meth:`ConsistencyReport.enforce` under ``Policy.WARN``."""
 
 
 @dataclass(frozen=True)

@@ -11,16 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .exceptions import ConfigError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = ["ConfigError", "StudyConfig", "load_config", "parse_checks"]
-
-
-class ConfigError(ValueError):
-    """A study configuration is invalid; the message names the key and line."""
 
 
 @dataclass(frozen=True)

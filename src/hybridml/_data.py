@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .exceptions import DataError, MissingColumnError
+
 if TYPE_CHECKING:
     import torch
     from torch import Tensor
@@ -35,22 +37,6 @@ _META_KEY = "__hybridml_dataset__"
 _UNIT_RE = re.compile(r"^(?P<base>.*?)\s*\[(?P<unit>[^\[\]]*)\]\s*$")
 _TRUE = {"1", "true", "yes", "y", "t", "measured"}
 _FALSE = {"0", "false", "no", "n", "f", "simulated"}
-
-
-class DataError(ValueError):
-    """Invalid data: the message names the file, column and row, and says what to do."""
-
-
-class MissingColumnError(DataError, KeyError):
-    """A column that was asked for does not exist.
-
-    Both a :class:`DataError` (so ``except ValueError`` catches it) and a ``KeyError``
-    (so :class:`Dataset` behaves as a ``Mapping``). The message lists the available
-    columns and suggests close names.
-    """
-
-    def __str__(self) -> str:  # KeyError quotes its message; print it plainly
-        return str(self.args[0]) if self.args else ""
 
 
 def parse_unit(name: str) -> str:

@@ -27,6 +27,7 @@ import numpy as np
 
 from ._cv import _is_dataset, _n_rows, _predict_array, _take, _targets, clone
 from ._estimator import _ParamsMixin
+from .exceptions import EnsembleMemberWarning
 
 __all__ = [
     "Calibration",
@@ -35,10 +36,6 @@ __all__ = [
     "EnsemblePrediction",
     "MemberFailure",
 ]
-
-
-class EnsembleMemberWarning(UserWarning):
-    """Some members of a :class:`DeepEnsemble` failed to train; the others are used."""
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from ._balancing import Balancer, FixedWeights
 from ._bfgs import SelfScaledBFGS
 from ._losses import LossTerm
 from ._progress import progress_bar
+from .exceptions import NonFiniteLossError
 
 __all__ = [
     "BFGS",
@@ -47,26 +48,6 @@ __all__ = [
 
 _FORMAT = "hybridml.trainer.checkpoint/1"
 _MAX_LINE_SEARCH_EVALS = 25  # torch's default for strong-Wolfe line searches
-
-
-class NonFiniteLossError(FloatingPointError):
-    """A loss term evaluated to NaN or infinity during training.
-
-    The trainer restores the best weights seen so far before raising.
-
-    Attributes:
-        term: name of the first non-finite loss term.
-        value: its value (``nan``, ``inf`` or ``-inf``).
-        step: global step at which it happened.
-        phase: name of the phase (``"adam"``, ``"lbfgs"`` or ``"bfgs"``).
-    """
-
-    def __init__(self, message: str, *, term: str, value: float, step: int, phase: str) -> None:
-        super().__init__(message)
-        self.term = term
-        self.value = value
-        self.step = step
-        self.phase = phase
 
 
 def _check_int(owner: str, name: str, value: Any, minimum: int) -> None:

@@ -47,6 +47,8 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .exceptions import SimulationError, UnknownSimulatorError
+
 if TYPE_CHECKING:
     from torch import Tensor
 
@@ -70,17 +72,6 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "hybridml.simulators"
-
-
-class SimulationError(RuntimeError):
-    """A simulation failed; the message says which inputs and what to change."""
-
-
-class UnknownSimulatorError(KeyError):
-    """No adapter of that name is installed; the message lists the installed ones."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; print it plainly
-        return str(self.args[0]) if self.args else ""
 
 
 class SimulatorAdapter(abc.ABC):

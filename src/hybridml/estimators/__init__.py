@@ -1,0 +1,42 @@
+"""Estimators (scikit-learn style): the regressor, model selection, ensembles, active
+learning and fine-tuning."""
+
+from .._active import ActiveLearner, Recommendation
+from .._cv import CVResult, FoldResult, GroupKFold, LeaveOneGroupOut, cross_validate
+from .._ensemble import (
+    Calibration,
+    DeepEnsemble,
+    EnsembleMemberWarning,
+    EnsemblePrediction,
+    MemberFailure,
+)
+from .._estimator import HybridRegressor, Prediction
+from .._finetune import (
+    FineTuneResult,
+    augmented_losses,
+    layer_names,
+    mixed_data_loss,
+    pretrain_finetune,
+)
+
+__all__ = [
+    "ActiveLearner",
+    "CVResult",
+    "Calibration",
+    "DeepEnsemble",
+    "EnsembleMemberWarning",
+    "EnsemblePrediction",
+    "FineTuneResult",
+    "FoldResult",
+    "GroupKFold",
+    "HybridRegressor",
+    "LeaveOneGroupOut",
+    "MemberFailure",
+    "Prediction",
+    "Recommendation",
+    "augmented_losses",
+    "cross_validate",
+    "layer_names",
+    "mixed_data_loss",
+    "pretrain_finetune",
+]
