@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import hybridml as hm
-from hybridml._active import ActiveLearner, Recommendation
-from hybridml._ensemble import DeepEnsemble
+from hybridml.estimators._active import ActiveLearner, Recommendation
+from hybridml.estimators._ensemble import DeepEnsemble
 
 
 def truth(x: np.ndarray) -> np.ndarray:

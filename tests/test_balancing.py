@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from hybridml._balancing import Balancer, FixedWeights, LRAnnealing, ReLoBRaLo
-from hybridml._losses import DataLoss
-from hybridml._trainer import LBFGS, Adam, Trainer
+from hybridml.losses._base import DataLoss
+from hybridml.training._balancing import Balancer, FixedWeights, LRAnnealing, ReLoBRaLo
+from hybridml.training._trainer import LBFGS, Adam, Trainer
 
 
 def roundtrip(state: dict) -> dict:

@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 
 import hybridml as hm
-from hybridml._cv import CVResult, GroupKFold, LeaveOneGroupOut, cross_validate
+from hybridml.estimators._model_selection import (
+    CVResult,
+    GroupKFold,
+    LeaveOneGroupOut,
+    cross_validate,
+)
 
 
 class LeastSquares:

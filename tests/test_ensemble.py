@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import hybridml as hm
-from hybridml._cv import LeaveOneGroupOut, cross_validate
-from hybridml._ensemble import DeepEnsemble, EnsembleMemberWarning, EnsemblePrediction
+from hybridml.estimators._ensemble import DeepEnsemble, EnsembleMemberWarning, EnsemblePrediction
+from hybridml.estimators._model_selection import LeaveOneGroupOut, cross_validate
 
 
 def small(**kw: object) -> hm.HybridRegressor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import hybridml as hm
-from hybridml.contract import (
+from hybridml.adapters._contract import (
     ProvidesChecks,
     ProvidesConstraints,
     ProvidesData,

@@ -13,9 +13,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from hybridml._balancing import ReLoBRaLo
-from hybridml._losses import DataLoss, LossTerm
-from hybridml._trainer import (
+from hybridml.losses._base import DataLoss, LossTerm
+from hybridml.training._balancing import ReLoBRaLo
+from hybridml.training._trainer import (
     BFGS,
     LBFGS,
     Adam,

@@ -38,10 +38,10 @@ import numpy as np
 
 import hybridml
 from hybridml import ActiveLearner
-from hybridml._ensemble import EnsemblePrediction
 from hybridml.battery import Cell, load_cells
 from hybridml.battery._methods import HybridMethod, NetSettings, Window
 from hybridml.battery._physics import FadeLibrary, SweepDesign, default_cache_dir, fade_library
+from hybridml.estimators._ensemble import EnsemblePrediction
 
 BENCHMARK = ("B0005", "B0006", "B0007", "B0018")
 STRATEGIES = ("active", "active_eol", "random")

@@ -20,7 +20,6 @@ import sys
 import numpy as np
 import torch
 
-from hybridml._bundled import data_path
 from hybridml.battery import load_cells
 from hybridml.battery._methods import (
     SHRINK_GRID,
@@ -30,6 +29,7 @@ from hybridml.battery._methods import (
     Window,
 )
 from hybridml.battery._physics import SweepDesign, default_cache_dir, fade_library
+from hybridml.data._bundled import data_path
 
 torch.set_num_threads(1)
 EOL_AH = 1.4

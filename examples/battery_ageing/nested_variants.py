@@ -28,11 +28,11 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from hybridml._bundled import data_path
 from hybridml.battery import load_cells
 from hybridml.battery._data import Cell
 from hybridml.battery._methods import HybridMethod, Method, NetSettings, PhysicsMethod, Window
 from hybridml.battery._physics import SweepDesign, default_cache_dir, fade_library
+from hybridml.data._bundled import data_path
 
 torch.set_num_threads(1)
 EOL_AH = 1.4

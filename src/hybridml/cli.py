@@ -15,7 +15,7 @@ __all__ = ["main"]
 
 
 def _cmd_simulators(args: argparse.Namespace) -> int:
-    from .contract import available_simulators, capabilities, load_simulator
+    from .adapters._contract import available_simulators, capabilities, load_simulator
 
     names = available_simulators()
     if not names:
@@ -33,7 +33,7 @@ def _cmd_simulators(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ._study import run_study
+    from .study._run import run_study
 
     run_dir = run_study(args.config, out=args.out)
     _print_run(run_dir)
@@ -44,7 +44,7 @@ def _print_run(run_dir: Path) -> None:
     import json
 
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    from ._checks import CheckResult, ConsistencyReport
+    from .checks._checks import CheckResult, ConsistencyReport
 
     raw = json.loads((run_dir / "consistency.json").read_text(encoding="utf-8"))
     report = ConsistencyReport(tuple(CheckResult(**c) for c in raw["checks"]))
@@ -57,8 +57,8 @@ def _print_run(run_dir: Path) -> None:
 
 
 def _cmd_example(args: argparse.Namespace) -> int:
-    from ._example import write_example
-    from ._study import run_study
+    from .study._example import write_example
+    from .study._run import run_study
 
     out = Path(args.out)
     config = write_example(out / "inputs", quick=args.quick)
@@ -70,9 +70,9 @@ def _cmd_example(args: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     import sys as _sys
 
-    from ._checks import Policy, run_checks
-    from ._config import ConfigError, parse_checks
-    from ._data import Dataset
+    from .checks._checks import Policy, run_checks
+    from .data._dataset import Dataset
+    from .study._config import ConfigError, parse_checks
 
     if _sys.version_info >= (3, 11):
         import tomllib
@@ -150,8 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    from ._config import ConfigError
-    from .contract import SimulationError, UnknownSimulatorError
+    from .adapters._contract import SimulationError, UnknownSimulatorError
+    from .study._config import ConfigError
 
     known: tuple[type[BaseException], ...] = (
         ConfigError,
@@ -160,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         SimulationError,
     )
     try:
-        from ._data import DataError
+        from .data._dataset import DataError
 
         known = (*known, DataError)
     except ImportError:  # pragma: no cover

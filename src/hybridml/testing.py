@@ -35,7 +35,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from .contract import (
+from .adapters._contract import (
     ProvidesChecks,
     ProvidesConstraints,
     ProvidesData,
@@ -202,7 +202,7 @@ class AdapterContractTests:
         return adapter
 
     def test_simulate_returns_dataset(self) -> None:
-        from ._data import Dataset
+        from .data._dataset import Dataset
 
         ds = self._data_adapter().simulate(self.example_params())
         assert isinstance(ds, Dataset)
@@ -254,7 +254,7 @@ class AdapterContractTests:
     # ---------------------------------------------------------------- constraints
 
     def _loss_terms(self) -> dict[str, Any]:
-        from ._losses import LossTerm
+        from .losses._base import LossTerm
 
         adapter = self.make_adapter()
         _require(adapter, "constraints")
@@ -310,7 +310,7 @@ class AdapterContractTests:
     # ---------------------------------------------------------------- checks
 
     def _checks(self, adapter: SimulatorAdapter) -> list[Any]:
-        from ._checks import Check
+        from .checks._checks import Check
 
         _require(adapter, "checks")
         assert isinstance(adapter, ProvidesChecks)
@@ -327,7 +327,7 @@ class AdapterContractTests:
         self._checks(self.make_adapter())
 
     def test_own_data_passes_own_checks(self) -> None:
-        from ._checks import run_checks
+        from .checks._checks import run_checks
 
         adapter = self.make_adapter()
         checks = self._checks(adapter)
@@ -337,7 +337,7 @@ class AdapterContractTests:
         assert report.passed, f"the simulator's own data fails its checks:\n{report.summary()}"
 
     def test_checks_accept_a_model(self) -> None:
-        from ._checks import CheckResult, run_checks
+        from .checks._checks import CheckResult, run_checks
 
         adapter = self.make_adapter()
         checks = self._checks(adapter)

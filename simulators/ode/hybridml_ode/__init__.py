@@ -40,7 +40,7 @@ from hybridml import (
     ResidualBelow,
     ResidualLoss,
 )
-from hybridml.contract import (
+from hybridml.adapters._contract import (
     ProvidesChecks,
     ProvidesConstraints,
     ProvidesData,

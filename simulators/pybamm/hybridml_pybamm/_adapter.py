@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from hybridml.contract import (
+from hybridml.adapters._contract import (
     ProvidesChecks,
     ProvidesConstraints,
     ProvidesData,

@@ -1,7 +1,6 @@
 """The simulator-adapter contract, the entry-point registry and parameter sweeps."""
 
-from .._sweep import SweepFailure, SweepResult
-from ..contract import (
+from ._contract import (
     ProvidesChecks,
     ProvidesConstraints,
     ProvidesData,
@@ -13,6 +12,7 @@ from ..contract import (
     capabilities,
     load_simulator,
 )
+from ._sweep import SweepFailure, SweepResult
 
 __all__ = [
     "ProvidesChecks",

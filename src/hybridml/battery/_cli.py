@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     add_battery_parser(sub)
     args = parser.parse_args(["battery-ageing", *(sys.argv[1:] if argv is None else argv)])
-    from .._data import DataError
-    from ..contract import SimulationError
+    from ..adapters._contract import SimulationError
+    from ..data._dataset import DataError
 
     try:
         return int(args.func(args))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._data import DataError
+from ..data._dataset import DataError
 
 __all__ = [
     "OPTIONAL_COLUMNS",

@@ -207,7 +207,7 @@ def with_onsets(library: FadeLibrary, onsets: Sequence[int]) -> FadeLibrary:
 
 def _adapter_class() -> Any:
     """The PyBaMM adapter class, from the plug-in registry (or the source tree)."""
-    from ..contract import UnknownSimulatorError, load_simulator
+    from ..adapters._contract import UnknownSimulatorError, load_simulator
 
     try:
         return load_simulator("pybamm")
@@ -224,7 +224,7 @@ def _adapter_class() -> Any:
 
         return PyBaMMAdapter
     except ImportError:
-        from ..contract import SimulationError
+        from ..adapters._contract import SimulationError
 
         raise SimulationError(
             "the battery-ageing study needs the PyBaMM adapter: install it with "
@@ -255,7 +255,7 @@ def fade_library(
     """
     import time
 
-    from ..contract import SimulationError
+    from ..adapters._contract import SimulationError
 
     t0 = time.perf_counter()
     adapter = _adapter_class()(

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .._data import DataError
+from ..data._dataset import DataError
 from ._data import Cell, CellData, load_cells
 from ._methods import (
     ABLATIONS,
@@ -130,7 +130,7 @@ class _Fold:
 
 def _checks(initial: float) -> list[Any]:
     """Physics-consistency checks of one cell's predictions."""
-    from .._checks import Bounds, CustomCheck, Monotone
+    from ..checks._checks import Bounds, CustomCheck, Monotone
 
     def interval_ordered(data: Any, model: Any = None) -> Any:
         lo = np.asarray(data["capacity_ah_lower"], dtype=float)
@@ -231,7 +231,7 @@ def run_battery_ageing(
     log = _Log(progress)
     bundled = data is None
     if bundled:
-        from .._bundled import data_path
+        from ..data._bundled import data_path
 
         data = data_path("nasa_pcoe.csv")
         if cells is None:
@@ -512,7 +512,7 @@ def _curve(cd: CellData, folds: list[_Fold], thresholds: dict[str, float]) -> li
 
 
 def _consistency(cd: CellData, folds: list[_Fold]) -> dict[str, Any]:
-    from .._checks import run_checks
+    from ..checks._checks import run_checks
 
     out: dict[str, Any] = {"cells": {}, "passed": {}}
     for f in folds:

@@ -1,6 +1,6 @@
 """Physics-consistency checks and their reports."""
 
-from .._checks import (
+from ._checks import (
     Bounds,
     Check,
     CheckResult,

@@ -1,6 +1,6 @@
 """Networks and hybrid models: MLPs, output constraints, physical parameters, UDEs."""
 
-from .._models import (
+from ._models import (
     MLP,
     UDE,
     Bounded,

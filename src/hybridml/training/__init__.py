@@ -1,8 +1,8 @@
 """Training: optimiser phases, the engine, histories, loss balancing and BFGS."""
 
-from .._balancing import Balancer, FixedWeights, LRAnnealing, ReLoBRaLo
-from .._bfgs import SelfScaledBFGS
-from .._trainer import (
+from ._balancing import Balancer, FixedWeights, LRAnnealing, ReLoBRaLo
+from ._bfgs import SelfScaledBFGS
+from ._trainer import (
     BFGS,
     LBFGS,
     Adam,

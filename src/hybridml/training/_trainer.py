@@ -29,11 +29,11 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
+from .._progress import progress_bar
+from ..exceptions import NonFiniteLossError
+from ..losses._base import LossTerm
 from ._balancing import Balancer, FixedWeights
 from ._bfgs import SelfScaledBFGS
-from ._losses import LossTerm
-from ._progress import progress_bar
-from .exceptions import NonFiniteLossError
 
 __all__ = [
     "BFGS",

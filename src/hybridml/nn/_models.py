@@ -28,7 +28,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from ._losses import LossTerm
+from ..losses._base import LossTerm
 
 __all__ = [
     "MLP",

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._data import Dataset
-    from .contract import ProvidesData
+    from ..data._dataset import Dataset
+    from ._contract import ProvidesData
 
 __all__ = ["SweepFailure", "SweepResult", "run_sweep"]
 
@@ -100,8 +100,8 @@ def run_sweep(
     progress: bool | None = None,
 ) -> SweepResult:
     """Run ``adapter.simulate`` for each parameter set; see :meth:`ProvidesData.sweep`."""
-    from ._data import Dataset
-    from ._progress import progress_bar
+    from .._progress import progress_bar
+    from ..data._dataset import Dataset
 
     params = [{k: float(v) for k, v in p.items()} for p in param_sets]
     results: list[Dataset | None] = [None] * len(params)

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from ._cv import _is_dataset, _n_rows, _predict_array, _take, _targets, clone
-from ._estimator import _ParamsMixin
-from .exceptions import EnsembleMemberWarning
+from ..exceptions import EnsembleMemberWarning
+from ._model_selection import _is_dataset, _n_rows, _predict_array, _take, _targets, clone
+from ._regressor import _ParamsMixin
 
 __all__ = [
     "Calibration",
@@ -353,7 +353,7 @@ class DeepEnsemble(_ParamsMixin):
         return self
 
     def _run(self, jobs: list[tuple[int, dict[str, Any], Any, Any]]) -> list[tuple[bool, Any]]:
-        from ._progress import progress_bar
+        from .._progress import progress_bar
 
         bar = progress_bar(total=len(jobs), desc="ensemble", enabled=self.progress)
         try:
@@ -458,7 +458,7 @@ class DeepEnsemble(_ParamsMixin):
 
     def score(self, X: Any, y: Any = None) -> float:
         """R² of the ensemble mean over measured targets."""
-        from ._cv import r2
+        from ._model_selection import r2
 
         yy = _targets(self.estimator, X, y)
         return r2(yy, np.asarray(self.predict(X)))

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
 import numpy as np
 
-from ._data import Dataset, MissingColumnError, _suggest, parse_unit
-from .exceptions import ConsistencyError, ConsistencyWarning
+from ..data._dataset import Dataset, MissingColumnError, _suggest, parse_unit
+from ..exceptions import ConsistencyError, ConsistencyWarning
 
 if TYPE_CHECKING:
     import torch

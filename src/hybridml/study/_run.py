@@ -73,7 +73,7 @@ def run_manifest(*, seed: int, inputs: dict[str, str | Path], **extra: Any) -> d
 
 def load_data(path: Path, cfg: StudyConfig) -> Any:
     """Load a CSV or NumPy data file with the study's group/coordinate settings."""
-    from ._data import Dataset
+    from ..data._dataset import Dataset
 
     kwargs: dict[str, Any] = {"group": cfg.data.group, "coordinate": cfg.data.coordinate}
     if path.suffix.lower() in (".npz", ".npy"):
@@ -124,7 +124,7 @@ def run_study(config_path: str | Path, out: str | Path | None = None) -> Path:
     import torch
     from torch import nn
 
-    from ._estimator import HybridRegressor
+    from ..estimators._regressor import HybridRegressor
 
     cfg = load_config(config_path)
     run_dir = Path(out) if out is not None else cfg.path.parent / "runs" / cfg.name
@@ -135,7 +135,7 @@ def run_study(config_path: str | Path, out: str | Path | None = None) -> Path:
     test = load_data(cfg.data.test_path, cfg) if cfg.data.test_path is not None else None
     adapters = []
     if cfg.simulator is not None:
-        from .contract import load_simulator
+        from ..adapters._contract import load_simulator
 
         cls = load_simulator(cfg.simulator.name)
         kwargs = dict(cfg.simulator.options)
@@ -150,11 +150,11 @@ def run_study(config_path: str | Path, out: str | Path | None = None) -> Path:
     }[cfg.model.activation]
     weights: Any = cfg.training.weights or None
     if cfg.training.balancer == "lr-annealing":
-        from ._balancing import LRAnnealing
+        from ..training._balancing import LRAnnealing
 
         weights = LRAnnealing()
     elif cfg.training.balancer == "relobralo":
-        from ._balancing import ReLoBRaLo
+        from ..training._balancing import ReLoBRaLo
 
         weights = ReLoBRaLo()
     est = HybridRegressor(
@@ -201,7 +201,7 @@ def run_study(config_path: str | Path, out: str | Path | None = None) -> Path:
 
 
 def _errors(est: Any, data: Any, cfg: StudyConfig) -> dict[str, float]:
-    from ._checks import Policy
+    from ..checks._checks import Policy
 
     pred = np.asarray(est.predict(data.array(cfg.data.inputs), policy=Policy.RECORD))
     out: dict[str, float] = {}

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from torch import nn
 
-from ._losses import DataLoss, LossTerm
+from ..losses._base import DataLoss, LossTerm
 
 if TYPE_CHECKING:
-    from ._trainer import History, Trainer
+    from ..training._trainer import History, Trainer
 
 __all__ = [
     "FineTuneResult",
@@ -138,7 +138,7 @@ def pretrain_finetune(
         ValueError: if ``freeze``/``unfreeze`` name no layer of the model, or every
             parameter is frozen.
     """
-    from ._trainer import Trainer
+    from ..training._trainer import Trainer
 
     if not isinstance(model, nn.Module):
         raise TypeError(

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .exceptions import ConfigError
+from ..exceptions import ConfigError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -277,7 +277,7 @@ CHECK_TYPES = ("bounds", "monotone")
 
 def parse_checks(entries: list[dict[str, Any]], *, source: str = "<config>") -> list[Any]:
     """Build check objects from ``[[checks]]`` tables (``type = "bounds" | "monotone"``)."""
-    from ._checks import Bounds, Monotone
+    from ..checks._checks import Bounds, Monotone
 
     checks: list[Any] = []
     for i, entry in enumerate(entries, start=1):

@@ -47,14 +47,14 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .exceptions import SimulationError, UnknownSimulatorError
+from ..exceptions import SimulationError, UnknownSimulatorError
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from ._checks import Check
-    from ._data import Dataset
-    from ._losses import LossTerm
+    from ..checks._checks import Check
+    from ..data._dataset import Dataset
+    from ..losses._base import LossTerm
     from ._sweep import SweepResult
 
 __all__ = [

@@ -41,7 +41,7 @@ __all__ = [
 
 
 def _is_dataset(X: Any) -> bool:
-    from ._data import Dataset
+    from ..data._dataset import Dataset
 
     return isinstance(X, Dataset)
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .exceptions import DataError, MissingColumnError
+from ..exceptions import DataError, MissingColumnError
 
 if TYPE_CHECKING:
     import torch

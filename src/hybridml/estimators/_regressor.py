@@ -17,14 +17,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ._checks import Check, ConsistencyReport, Policy, run_checks
-from ._losses import DataLoss, LossTerm
-from .contract import ProvidesChecks, ProvidesConstraints, SimulatorAdapter
+from ..adapters._contract import ProvidesChecks, ProvidesConstraints, SimulatorAdapter
+from ..checks._checks import Check, ConsistencyReport, Policy, run_checks
+from ..losses._base import DataLoss, LossTerm
 
 if TYPE_CHECKING:
-    from ._balancing import Balancer
-    from ._models import OutputTransform
-    from ._trainer import EarlyStopping, History
+    from ..nn._models import OutputTransform
+    from ..training._balancing import Balancer
+    from ..training._trainer import EarlyStopping, History
 
 __all__ = ["HybridRegressor", "Prediction"]
 
@@ -199,7 +199,7 @@ class HybridRegressor(_ParamsMixin):
 
     # ------------------------------------------------------------------ data handling
     def _xy(self, X: Any, y: Any, *, need_y: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        from ._data import Dataset
+        from ..data._dataset import Dataset
 
         if isinstance(X, Dataset):
             if self.inputs is None or self.outputs is None:
@@ -252,7 +252,7 @@ class HybridRegressor(_ParamsMixin):
 
     # ------------------------------------------------------------------ fit / predict
     def _build_model(self, x: np.ndarray, y: np.ndarray) -> nn.Module:
-        from ._models import MLP, Constrained, ResidualModel
+        from ..nn._models import MLP, Constrained, ResidualModel
 
         lo, hi = x.min(axis=0), x.max(axis=0)
         hi = np.where(hi > lo, hi, lo + 1.0)
@@ -312,8 +312,8 @@ class HybridRegressor(_ParamsMixin):
         Returns:
             ``self``.
         """
-        from ._balancing import Balancer
-        from ._trainer import BFGS, LBFGS, Adam, Trainer
+        from ..training._balancing import Balancer
+        from ..training._trainer import BFGS, LBFGS, Adam, Trainer
 
         if self.quasi_newton not in ("lbfgs", "bfgs"):
             raise ValueError(
@@ -388,7 +388,7 @@ class HybridRegressor(_ParamsMixin):
             values = self.model_(torch.as_tensor(x, dtype=dtype)).detach().cpu().numpy()
         data: dict[str, np.ndarray] = {n: x[:, i] for i, n in enumerate(self.input_names_)}
         data.update({n: values[:, j] for j, n in enumerate(self.output_names_)})
-        from ._data import Dataset
+        from ..data._dataset import Dataset
 
         group = coordinate = None
         if isinstance(X, Dataset):
