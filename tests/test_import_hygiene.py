@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 PROBE = r"""
@@ -54,18 +53,23 @@ def test_plain_import_does_not_load_torch() -> None:
     assert out.stdout.strip() == "False"
 
 
-def test_cli_help_is_fast() -> None:
-    exe = Path(sys.executable).with_name("hybridml")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "hybridml.cli"]
-    subprocess.run([*cmd, "--help"], capture_output=True, check=True)  # warm the file cache
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.perf_counter()
-        out = subprocess.run([*cmd, "--help"], capture_output=True, text=True, check=True)
-        best = min(best, time.perf_counter() - t0)
+def test_cli_help_imports_no_heavy_module() -> None:
+    # `hybridml --help` must start fast on any machine. Timing it would test the machine's
+    # load, so the property asserted is the cause of a slow start: the command builds its
+    # parser (plug-in commands included) without importing torch, numpy, PyBaMM or DeepXDE
+    code = (
+        "import sys\n"
+        "from hybridml.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('torch', 'numpy', 'scipy', 'pybamm', 'deepxde', 'matplotlib')\n"
+        "print('HEAVY', sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "simulators" in out.stdout and "run" in out.stdout
-    # the issue's budget is 1.5 s; the command imports only the standard library at start
-    assert best < 1.5, f"hybridml --help took {best:.2f} s"
+    assert out.stdout.strip().splitlines()[-1] == "HEAVY []", out.stdout[-400:]
 
 
 def test_unknown_attribute_is_an_attribute_error() -> None:
