@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import hybridml as hm
-from hybridml.data._dataset import MissingColumnError, parse_unit
+from hybridml.data import MissingColumnError, parse_unit
 
 
 def _write(path: Path, text: str) -> Path:

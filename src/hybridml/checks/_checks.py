@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
 import numpy as np
 
-from ..data._dataset import Dataset, MissingColumnError, _suggest, parse_unit
-from ..exceptions import ConsistencyError, ConsistencyWarning
+from ..data._dataset import Dataset
+from ..data._validate import parse_unit
+from ..exceptions import ConsistencyError, ConsistencyWarning, MissingColumnError, did_you_mean
 
 if TYPE_CHECKING:
     import torch
@@ -238,7 +239,7 @@ def _column(data: Mapping[str, Any], name: str, check: str) -> np.ndarray:
     """Column ``name`` of ``data`` as a 1-d float array; a clear error if it is missing."""
     if name not in data:
         available = list(data)
-        hint = _suggest(name, available)
+        hint = did_you_mean(name, available, cutoff=0.5)
         raise MissingColumnError(
             f"check {check!r}: column {name!r} is not in the data.{hint} Available columns: "
             f"{', '.join(map(repr, available)) or 'none'}."

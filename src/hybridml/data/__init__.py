@@ -1,7 +1,9 @@
 """Datasets: named columns with units, groups and a measured mask; loading, validation and
 the bundled data sets."""
 
+from ..exceptions import DataError, MissingColumnError
 from ._bundled import data_path
-from ._dataset import DataError, Dataset, MissingColumnError, parse_unit
+from ._dataset import Dataset
+from ._validate import parse_unit
 
 __all__ = ["DataError", "Dataset", "MissingColumnError", "data_path", "parse_unit"]

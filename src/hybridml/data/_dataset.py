@@ -4,225 +4,36 @@ A :class:`Dataset` is the one container that measurements (CSV, NumPy files), si
 outputs and predictions share. Column names carry their units the PyBaMM way
 (``"Voltage [V]"``), so measured, simulated and predicted quantities line up by name.
 Every loader validates what it reads and raises :class:`DataError` naming the file, the
-column and the row, and saying what to do.
+column and the row, and saying what to do. The validation lives in ``_validate``, file
+reading and writing in ``_io``.
 """
 
 from __future__ import annotations
 
-import csv
-import difflib
-import json
-import math
 import os
-import re
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..exceptions import DataError, MissingColumnError
+from ..exceptions import DataError, did_you_mean
+from . import _io
+from ._validate import (
+    _label,
+    _missing_column,
+    _Rows,
+    _where,
+    check_concatenable,
+    row_indices,
+    validate_columns,
+)
 
 if TYPE_CHECKING:
     import torch
     from torch import Tensor
 
-__all__ = ["DataError", "Dataset", "MissingColumnError", "parse_unit"]
-
-_FORMAT = "hybridml.Dataset"
-_FORMAT_VERSION = 1
-_META_KEY = "__hybridml_dataset__"
-_UNIT_RE = re.compile(r"^(?P<base>.*?)\s*\[(?P<unit>[^\[\]]*)\]\s*$")
-_TRUE = {"1", "true", "yes", "y", "t", "measured"}
-_FALSE = {"0", "false", "no", "n", "f", "simulated"}
-
-
-def parse_unit(name: str) -> str:
-    """Return the unit in a column name such as ``"Capacity [A.h]"`` (``""`` if none).
-
-    Args:
-        name: a column name; the unit is the text in the final square brackets.
-
-    Returns:
-        The unit text, stripped; an empty string when the name carries no unit.
-    """
-    m = _UNIT_RE.match(name)
-    return m.group("unit").strip() if m else ""
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-class _Rows:
-    """Describes rows the way a user finds them: file lines, or 0-based indices."""
-
-    def __init__(self, lines: Sequence[int] | None = None, note: str = "") -> None:
-        self.lines = lines
-        self.note = note
-
-    def one(self, i: int) -> str:
-        if self.lines is not None:
-            return f"line {self.lines[i]} (counting the header as line 1)"
-        return f"row {i} (0-based index{self.note})"
-
-    def two(self, i: int, j: int) -> str:
-        if self.lines is not None:
-            return f"lines {self.lines[i]} and {self.lines[j]} (counting the header as line 1)"
-        return f"rows {i} and {j} (0-based indices{self.note})"
-
-
-def _where(source: str) -> str:
-    return source if source.startswith("<") else f"file '{source}'"
-
-
-def _suggest(name: str, options: Iterable[str]) -> str:
-    """ " Did you mean ...?" with close names (ignoring case), or ""."""
-    options = list(options)
-    lowered = {o.lower(): o for o in options}
-    close = [lowered[c] for c in difflib.get_close_matches(name.lower(), lowered, n=3, cutoff=0.5)]
-    return f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-
-
-def _missing_column(
-    name: str, available: Iterable[str], source: str, what: str = "column"
-) -> MissingColumnError:
-    available = list(available)
-    hint = _suggest(name, available)
-    return MissingColumnError(
-        f"{_where(source)}: {what} {name!r} does not exist.{hint} "
-        f"Available columns: {', '.join(map(repr, available)) or 'none'}. "
-        "Check the spelling, including the unit in square brackets."
-    )
-
-
-def _label(value: Any) -> str | None:
-    """Normalise one group label to a string; None when it is missing."""
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        value = value.decode()
-    if isinstance(value, str):
-        text = value.strip()
-        return text or None
-    if isinstance(value, bool | np.bool_):
-        return str(bool(value))
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        f = float(value)
-        if not math.isfinite(f):
-            return None
-        return str(int(f)) if f.is_integer() else repr(f)
-    return str(value)
-
-
-def _as_labels(values: Any, column: str, source: str, rows: _Rows) -> np.ndarray:
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise DataError(
-            f"{_where(source)}: group column {column!r} has shape {arr.shape}; "
-            "pass one label per row (a 1-d sequence)."
-        )
-    labels: list[str] = []
-    for i, v in enumerate(arr.tolist()):
-        lab = _label(v)
-        if lab is None:
-            raise DataError(
-                f"{_where(source)}: group column {column!r}, {rows.one(i)}: the group label "
-                f"is missing ({v!r}). Give every row a label (e.g. the cell or experiment "
-                "name) or remove the row."
-            )
-        labels.append(lab)
-    return np.asarray(labels, dtype=str)
-
-
-def _as_float(values: Any, column: str, source: str, rows: _Rows) -> np.ndarray:
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise DataError(
-            f"{_where(source)}: column {column!r} has shape {arr.shape}; every column must "
-            "be 1-d (one value per row). Split a 2-d array into named columns."
-        )
-    if arr.dtype.kind in "biuf":
-        out = arr.astype(np.float64)
-    else:
-        out = np.empty(arr.shape[0], dtype=np.float64)
-        for i, v in enumerate(arr.tolist()):
-            if isinstance(v, str) and not v.strip():
-                raise DataError(
-                    f"{_where(source)}: column {column!r}, {rows.one(i)}: the value is empty. "
-                    "Fill it in or remove the row; hybridml does not impute."
-                )
-            try:
-                out[i] = float(v)
-            except (TypeError, ValueError):
-                raise DataError(
-                    f"{_where(source)}: column {column!r}, {rows.one(i)}: {v!r} is not a "
-                    "number. Fix or remove the value; if the column holds labels, pass it "
-                    "as group=."
-                ) from None
-    bad = np.flatnonzero(~np.isfinite(out))
-    if bad.size:
-        i = int(bad[0])
-        more = f" ({bad.size - 1} more non-finite value(s) in this column)" if bad.size > 1 else ""
-        raise DataError(
-            f"{_where(source)}: column {column!r}, {rows.one(i)}: value is "
-            f"{'NaN' if math.isnan(out[i]) else 'infinite'} ({arr[i]!s}){more}. "
-            "Remove the row or fill in a finite value; hybridml does not impute."
-        )
-    return out
-
-
-def _as_mask(values: Any, source: str, rows: _Rows, n: int, column: str = "measured") -> np.ndarray:
-    arr = np.asarray(values)
-    if arr.ndim != 1 or arr.shape[0] != n:
-        raise DataError(
-            f"{_where(source)}: {column} has shape {arr.shape} but the data has {n} rows; "
-            "pass one True (measured) / False (simulated) per row."
-        )
-    if arr.dtype.kind == "b":
-        return arr.copy()
-    out = np.empty(n, dtype=bool)
-    for i, v in enumerate(arr.tolist()):
-        text = str(v).strip().lower()
-        if isinstance(v, float) and v in (0.0, 1.0):
-            text = str(int(v))
-        if text in _TRUE:
-            out[i] = True
-        elif text in _FALSE:
-            out[i] = False
-        else:
-            raise DataError(
-                f"{_where(source)}: column {column!r}, {rows.one(i)}: {v!r} is not a "
-                "measured flag. Use 1/0 or true/false (1 = measured, 0 = simulated)."
-            )
-    return out
-
-
-def _atomic_write(path: Path, write: Callable[[Any], None], binary: bool) -> None:
-    """Write ``path`` through a temporary file in the same folder, then rename it.
-
-    The temporary file is created with ``open(..., "x")`` (not ``mkstemp``) so that the
-    result gets the usual permissions from the umask.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
-    try:
-        if binary:
-            with open(tmp, "xb") as fb:
-                write(fb)
-        else:
-            with open(tmp, "x", encoding="utf-8", newline="") as ft:
-                write(ft)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-# --------------------------------------------------------------------------- Dataset
+__all__ = ["Dataset"]
 
 
 class Dataset(Mapping[str, np.ndarray]):
@@ -285,57 +96,15 @@ class Dataset(Mapping[str, np.ndarray]):
         source: str,
         rows: _Rows,
     ) -> None:
-        where = _where(source)
-        if not isinstance(columns, Mapping):
-            raise TypeError(
-                f"Dataset: columns must be a mapping of name -> 1-d array, "
-                f"got {type(columns).__name__}"
-            )
-        if not columns:
-            raise DataError(f"{where}: no columns were given; the data is empty.")
-        for name in columns:
-            if not isinstance(name, str) or not name.strip():
-                raise DataError(f"{where}: column names must be non-empty strings, got {name!r}.")
-        for what, col in (("group", group), ("coordinate", coordinate)):
-            if col is not None and col not in columns:
-                raise _missing_column(col, columns, source, f"{what} column")
-        if group is not None and group == coordinate:
-            raise DataError(
-                f"{where}: group and coordinate are both {group!r}; the group column holds "
-                "labels (cell, experiment), the coordinate column the time or cycle."
-            )
-        data: dict[str, np.ndarray] = {}
-        n: int | None = None
-        first = ""
-        for name, values in columns.items():
-            arr = (
-                _as_labels(values, name, source, rows)
-                if name == group
-                else _as_float(values, name, source, rows)
-            )
-            if n is None:
-                n, first = arr.shape[0], name
-            elif arr.shape[0] != n:
-                raise DataError(
-                    f"{where}: column {name!r} has {arr.shape[0]} rows but column {first!r} "
-                    f"has {n}; all columns must have the same length."
-                )
-            arr.flags.writeable = False
-            data[name] = arr
-        assert n is not None
-        if n == 0:
-            raise DataError(f"{where}: the data has no rows; there is nothing to learn from.")
-        unit_map = {name: parse_unit(name) for name in data}
-        for name, unit in (units or {}).items():
-            if name not in data:
-                raise _missing_column(name, data, source, "column in units=")
-            unit_map[name] = str(unit)
-        if group is not None:
-            unit_map[group] = ""
-        mask = np.ones(n, dtype=bool) if measured is None else _as_mask(measured, source, rows, n)
-        mask.flags.writeable = False
-        if coordinate is not None:
-            _check_duplicates(data, group, coordinate, source, rows)
+        data, unit_map, mask = validate_columns(
+            columns,
+            units=units,
+            group=group,
+            coordinate=coordinate,
+            measured=measured,
+            source=source,
+            rows=rows,
+        )
         self._data = data
         self._units = unit_map
         self._group = group
@@ -521,33 +290,7 @@ class Dataset(Mapping[str, np.ndarray]):
             DataError: if the mask has the wrong length, an index is out of range, or the
                 selection is empty.
         """
-        n = self.n_rows
-        if isinstance(index, slice):
-            idx = np.arange(n)[index]
-        else:
-            arr = np.asarray(index)
-            if arr.dtype.kind == "b":
-                if arr.shape != (n,):
-                    raise DataError(
-                        f"{_where(self._source)}: boolean mask has shape {arr.shape} but the "
-                        f"data has {n} rows; pass one True/False per row."
-                    )
-                idx = np.flatnonzero(arr)
-            elif arr.dtype.kind in "iu" or arr.size == 0:
-                idx = arr.astype(np.intp).reshape(-1)
-                out = idx[(idx < -n) | (idx >= n)]
-                if out.size:
-                    raise DataError(
-                        f"{_where(self._source)}: row index {int(out[0])} is out of range for "
-                        f"{n} rows (0-based indices 0..{n - 1})."
-                    )
-            else:
-                raise TypeError(
-                    "Dataset.select: pass a boolean mask, integer indices or a slice, "
-                    f"got an array of dtype {arr.dtype}"
-                )
-        if idx.size == 0:
-            raise DataError(f"{_where(self._source)}: the selection is empty; no rows match.")
+        idx = row_indices(index, self.n_rows, self._source)
         return self._derive({k: v[idx] for k, v in self._data.items()}, self._measured[idx])
 
     def groups(self) -> list[str]:
@@ -579,7 +322,7 @@ class Dataset(Mapping[str, np.ndarray]):
         known = self.groups()
         for raw, lab in zip(wanted_raw, wanted, strict=True):
             if lab is None or lab not in known:
-                hint = _suggest(str(lab), known)
+                hint = did_you_mean(str(lab), known, cutoff=0.5)
                 raise DataError(
                     f"{_where(self._source)}: group {raw!r} does not occur in column "
                     f"{self._group!r}.{hint} Groups: {', '.join(map(repr, known))}."
@@ -612,26 +355,7 @@ class Dataset(Mapping[str, np.ndarray]):
         """
         if not isinstance(other, Dataset):
             raise TypeError(f"Dataset.concat: expected a Dataset, got {type(other).__name__}")
-        pre = f"cannot concatenate {_where(self._source)} and {_where(other._source)}"
-        if set(self._data) != set(other._data):
-            only_a = sorted(set(self._data) - set(other._data))
-            only_b = sorted(set(other._data) - set(self._data))
-            raise DataError(
-                f"{pre}: the columns differ (only in the first: {only_a}; only in the "
-                f"second: {only_b}). Rename or drop columns so both have the same names."
-            )
-        if (self._group, self._coordinate) != (other._group, other._coordinate):
-            raise DataError(
-                f"{pre}: group/coordinate columns differ ({self._group!r}/{self._coordinate!r}"
-                f" vs {other._group!r}/{other._coordinate!r}); create both with the same ones."
-            )
-        diff = [k for k in self._units if self._units[k] != other._units[k]]
-        if diff:
-            k = diff[0]
-            raise DataError(
-                f"{pre}: column {k!r} has unit {self._units[k]!r} in the first and "
-                f"{other._units[k]!r} in the second; convert one of them first."
-            )
+        check_concatenable(self, other)
         cols = {k: np.concatenate([v, other._data[k]]) for k, v in self._data.items()}
         mask = np.concatenate([self._measured, other._measured])
         note = f" in the combined data; the second part starts at row {self.n_rows}"
@@ -678,20 +402,7 @@ class Dataset(Mapping[str, np.ndarray]):
         Args:
             path: the file to write (conventionally ending in ``.npz``); written as given.
         """
-        names = list(self._data)
-        meta = {
-            "format": _FORMAT,
-            "version": _FORMAT_VERSION,
-            "columns": names,
-            "units": self._units,
-            "group": self._group,
-            "coordinate": self._coordinate,
-            "source": self._source,
-        }
-        arrays: dict[str, Any] = {f"c{i}": self._data[k] for i, k in enumerate(names)}
-        arrays["measured"] = self._measured
-        arrays[_META_KEY] = np.asarray(json.dumps(meta))
-        _atomic_write(Path(path), lambda f: np.savez(f, **arrays), binary=True)
+        _io.save(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Dataset:
@@ -707,44 +418,7 @@ class Dataset(Mapping[str, np.ndarray]):
             DataError: if the file was not written by :meth:`Dataset.save` (use
                 :meth:`from_numpy` for plain ``.npz`` files) or is damaged.
         """
-        path = Path(path)
-        with _open_npz(path) as z:
-            if _META_KEY not in z.files:
-                raise DataError(
-                    f"file '{path}' was not written by Dataset.save (it has no "
-                    f"{_META_KEY!r} entry); read plain NumPy files with Dataset.from_numpy."
-                )
-            return cls._from_npz(z, path)
-
-    @classmethod
-    def _from_npz(cls, z: Any, path: Path) -> Dataset:
-        try:
-            meta = json.loads(str(z[_META_KEY][()]))
-            if meta.get("format") != _FORMAT:
-                raise ValueError("unknown format")
-            if meta.get("version", 0) > _FORMAT_VERSION:
-                raise DataError(
-                    f"file '{path}' was written by a newer hybridml (format version "
-                    f"{meta['version']}); upgrade hybridml to read it."
-                )
-            cols = {name: z[f"c{i}"] for i, name in enumerate(meta["columns"])}
-            measured = z["measured"]
-        except (KeyError, ValueError, TypeError) as exc:
-            if isinstance(exc, DataError):
-                raise
-            raise DataError(
-                f"file '{path}' is a damaged Dataset file ({exc}); write it again with "
-                "Dataset.save."
-            ) from None
-        return cls._new(
-            cols,
-            units=meta["units"],
-            group=meta["group"],
-            coordinate=meta["coordinate"],
-            measured=measured,
-            source=meta["source"],
-            rows=_Rows(),
-        )
+        return _io.load(cls, path)
 
     def to_csv(self, path: str | os.PathLike[str], *, measured_column: str | None = None) -> None:
         """Write the dataset as a CSV file (header line, then one line a row).
@@ -758,28 +432,7 @@ class Dataset(Mapping[str, np.ndarray]):
                 name (1 = measured, 0 = simulated); read it back with
                 ``from_csv(..., measured_column=...)``.
         """
-        names = list(self._data)
-        if measured_column is not None and measured_column in self._data:
-            raise DataError(
-                f"{_where(self._source)}: measured_column={measured_column!r} is already a "
-                "column; choose another name."
-            )
-        header = names + ([measured_column] if measured_column is not None else [])
-        cols = [
-            self._data[k].tolist()
-            if k == self._group
-            else [repr(v) for v in self._data[k].tolist()]
-            for k in names
-        ]
-        if measured_column is not None:
-            cols.append(["1" if m else "0" for m in self._measured])
-
-        def write(f: Any) -> None:
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow(header)
-            w.writerows(zip(*cols, strict=True))
-
-        _atomic_write(Path(path), write, binary=False)
+        _io.to_csv(self, path, measured_column=measured_column)
 
     @classmethod
     def from_csv(
@@ -819,63 +472,15 @@ class Dataset(Mapping[str, np.ndarray]):
                 with the wrong number of fields, duplicated (group, coordinate) rows, or a
                 file without data rows.
         """
-        path = Path(path)
-        src = str(path)
-        try:
-            with open(path, encoding="utf-8-sig", newline="") as f:
-                records = list(_records(csv.reader(f, delimiter=delimiter)))
-        except UnicodeDecodeError as exc:
-            raise DataError(
-                f"file '{path}' is not UTF-8 text ({exc.reason} at byte {exc.start}); save it "
-                "as UTF-8 CSV."
-            ) from None
-        except csv.Error as exc:
-            raise DataError(f"file '{path}' is not valid CSV: {exc}") from None
-        if not records:
-            raise DataError(
-                f"file '{path}' is empty; expected a header line with column names, then "
-                "one line a row."
-            )
-        _, header = records[0]
-        names = [h.strip() for h in header]
-        for j, h in enumerate(names):
-            if not h:
-                raise DataError(
-                    f"file '{path}', line 1 (the header): column {j + 1} has no name; name it "
-                    "or delete the empty column (a trailing delimiter makes one)."
-                )
-            if h in names[:j]:
-                raise DataError(
-                    f"file '{path}', line 1 (the header): column name {h!r} occurs twice "
-                    f"(columns {names.index(h) + 1} and {j + 1}); rename one."
-                )
-        body = records[1:]
-        if not body:
-            raise DataError(f"file '{path}' has a header but no data rows; the data is empty.")
-        wanted = _wanted(names, columns, group, coordinate, measured_column, src)
-        for line, rec in body:
-            if len(rec) != len(names):
-                raise DataError(
-                    f"file '{path}', line {line} (counting the header as line 1): the line has "
-                    f"{len(rec)} fields but the header has {len(names)}; check for a missing "
-                    f"or extra {delimiter!r}, or quote values that contain it."
-                )
-        rows = _Rows([line for line, _ in body])
-        raw: dict[str, list[str]] = {}
-        for name in wanted:
-            j = names.index(name)
-            raw[name] = [rec[j].strip() for _, rec in body]
-        measured = None
-        if measured_column is not None:
-            measured = _as_mask(raw.pop(measured_column), src, rows, len(body), measured_column)
-        return cls._new(
-            raw,
-            units=units,
+        return _io.from_csv(
+            cls,
+            path,
+            columns=columns,
             group=group,
             coordinate=coordinate,
-            measured=measured,
-            source=src,
-            rows=rows,
+            units=units,
+            measured_column=measured_column,
+            delimiter=delimiter,
         )
 
     @classmethod
@@ -911,144 +516,12 @@ class Dataset(Mapping[str, np.ndarray]):
                 for missing columns, wrong shapes, NaN or infinite values, duplicated
                 (group, coordinate) rows or empty data.
         """
-        path = Path(path)
-        src = str(path)
-        rows = _Rows()
-        if path.suffix.lower() == ".npy":
-            try:
-                arr = np.load(path, allow_pickle=False)
-            except ValueError as exc:
-                raise DataError(
-                    f"file '{path}' could not be read as a NumPy array ({exc}); object "
-                    "arrays are not supported, store numbers only."
-                ) from None
-            if arr.ndim == 1:
-                arr = arr[:, None]
-            if arr.ndim != 2:
-                raise DataError(
-                    f"file '{path}' holds an array of shape {arr.shape}; expected a 2-d "
-                    "array (rows x columns)."
-                )
-            if columns is None or len(columns) != arr.shape[1]:
-                got = "no names" if columns is None else f"{len(columns)} name(s)"
-                raise DataError(
-                    f"file '{path}' holds an array with {arr.shape[1]} column(s) but {got} "
-                    "were given; pass columns=[...] naming every column, in order."
-                )
-            raw: dict[str, Any] = {name: arr[:, j] for j, name in enumerate(columns)}
-            if len(raw) != len(columns):
-                raise DataError(f"file '{path}': columns= repeats a name: {list(columns)}.")
-            _wanted(list(raw), None, group, coordinate, measured_column, src)
-        else:
-            with _open_npz(path) as z:
-                if _META_KEY in z.files:
-                    ds = cls._from_npz(z, path)
-                    if columns is None:
-                        return ds
-                    keep = _wanted(list(ds), columns, ds.group, ds.coordinate, None, src)
-                    return ds._derive({k: ds._data[k] for k in keep}, ds._measured)
-                names = list(z.files)
-                wanted = _wanted(names, columns, group, coordinate, measured_column, src)
-                try:
-                    raw = {name: z[name] for name in wanted}
-                except ValueError as exc:
-                    raise DataError(
-                        f"file '{path}' holds an array that cannot be read without pickling "
-                        f"({exc}); store numbers or strings only."
-                    ) from None
-        measured = None
-        if measured_column is not None:
-            flags = raw.pop(measured_column)
-            measured = _as_mask(flags, src, rows, np.shape(flags)[0], measured_column)
-        return cls._new(
-            raw,
-            units=units,
+        return _io.from_numpy(
+            cls,
+            path,
+            columns=columns,
             group=group,
             coordinate=coordinate,
-            measured=measured,
-            source=src,
-            rows=rows,
+            units=units,
+            measured_column=measured_column,
         )
-
-
-def _records(reader: Any) -> Iterator[tuple[int, list[str]]]:
-    """(first line number, fields) of each non-blank record of a ``csv.reader``."""
-    last = 0
-    for rec in reader:
-        start = last + 1
-        last = reader.line_num
-        if rec and any(field.strip() for field in rec):
-            yield start, rec
-
-
-def _wanted(
-    names: list[str],
-    columns: Sequence[str] | None,
-    group: str | None,
-    coordinate: str | None,
-    measured_column: str | None,
-    source: str,
-) -> list[str]:
-    """The columns to read, in file order, after checking that they all exist."""
-    if isinstance(columns, str):
-        raise TypeError(f"columns must be a sequence of names, not the string {columns!r}")
-    asked: list[tuple[str, str]] = [
-        (c, "column") for c in (columns if columns is not None else names)
-    ]
-    for c, what in ((group, "group"), (coordinate, "coordinate"), (measured_column, "measured")):
-        if c is not None:
-            asked.append((c, f"{what} column"))
-    for c, what in asked:
-        if c not in names:
-            raise _missing_column(c, names, source, what)
-    want = {c for c, _ in asked}
-    return [n for n in names if n in want]
-
-
-class _open_npz:
-    """Context manager: np.load of an .npz without pickling, errors as DataError."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.z: Any = None
-
-    def __enter__(self) -> Any:
-        try:
-            self.z = np.load(self.path, allow_pickle=False)
-        except FileNotFoundError:
-            raise
-        except (ValueError, OSError) as exc:
-            raise DataError(f"file '{self.path}' is not a readable .npz file ({exc}).") from None
-        if isinstance(self.z, np.ndarray):
-            raise DataError(
-                f"file '{self.path}' holds a single array, not named arrays; read a 2-d .npy "
-                "with Dataset.from_numpy(path, columns=[...])."
-            )
-        return self.z
-
-    def __exit__(self, *exc: object) -> None:
-        self.z.close()
-
-
-def _check_duplicates(
-    data: Mapping[str, np.ndarray],
-    group: str | None,
-    coordinate: str,
-    source: str,
-    rows: _Rows,
-) -> None:
-    coord = data[coordinate]
-    labels = data[group] if group is not None else None
-    seen: dict[tuple[str, float], int] = {}
-    for i, c in enumerate(coord.tolist()):
-        key = ("" if labels is None else str(labels[i]), c)
-        j = seen.setdefault(key, i)
-        if j != i:
-            what = f"{coordinate!r} = {c!r}"
-            if group is not None:
-                what = f"{group!r} = {key[0]!r} and {what}"
-            raise DataError(
-                f"{_where(source)}: {rows.two(j, i)} have the same {what}. Remove the "
-                "duplicate, or give the rows different group labels if they come from "
-                "different cells or experiments."
-            )

@@ -1,0 +1,339 @@
+"""Reading and writing datasets: CSV, NumPy (``.npz``/``.npy``) and the ``.npz`` format of
+:meth:`~hybridml.Dataset.save`; every file is written atomically.
+
+:class:`~hybridml.Dataset`'s file methods (``save``, ``load``, ``to_csv``, ``from_csv``,
+``from_numpy``) delegate to the functions here; their docstrings are the contract.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..exceptions import DataError
+from ._validate import _as_mask, _missing_column, _Rows, _where
+
+if TYPE_CHECKING:
+    from ._dataset import Dataset
+
+__all__: list[str] = []
+
+_FORMAT = "hybridml.Dataset"
+_FORMAT_VERSION = 1
+_META_KEY = "__hybridml_dataset__"
+
+
+def _atomic_write(path: Path, write: Callable[[Any], None], binary: bool) -> None:
+    """Write ``path`` through a temporary file in the same folder, then rename it.
+
+    The temporary file is created with ``open(..., "x")`` (not ``mkstemp``) so that the
+    result gets the usual permissions from the umask.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
+    try:
+        if binary:
+            with open(tmp, "xb") as fb:
+                write(fb)
+        else:
+            with open(tmp, "x", encoding="utf-8", newline="") as ft:
+                write(ft)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save(ds: Dataset, path: str | os.PathLike[str]) -> None:
+    """Write ``ds`` to ``path`` (see :meth:`Dataset.save`)."""
+    names = list(ds._data)
+    meta = {
+        "format": _FORMAT,
+        "version": _FORMAT_VERSION,
+        "columns": names,
+        "units": ds._units,
+        "group": ds._group,
+        "coordinate": ds._coordinate,
+        "source": ds._source,
+    }
+    arrays: dict[str, Any] = {f"c{i}": ds._data[k] for i, k in enumerate(names)}
+    arrays["measured"] = ds._measured
+    arrays[_META_KEY] = np.asarray(json.dumps(meta))
+    _atomic_write(Path(path), lambda f: np.savez(f, **arrays), binary=True)
+
+
+def load(cls: type[Dataset], path: str | os.PathLike[str]) -> Dataset:
+    """Read a file written by :func:`save` (see :meth:`Dataset.load`)."""
+    path = Path(path)
+    with _open_npz(path) as z:
+        if _META_KEY not in z.files:
+            raise DataError(
+                f"file '{path}' was not written by Dataset.save (it has no "
+                f"{_META_KEY!r} entry); read plain NumPy files with Dataset.from_numpy."
+            )
+        return from_npz(cls, z, path)
+
+
+def from_npz(cls: type[Dataset], z: Any, path: Path) -> Dataset:
+    """The dataset stored in an open ``.npz`` that :func:`save` wrote."""
+    try:
+        meta = json.loads(str(z[_META_KEY][()]))
+        if meta.get("format") != _FORMAT:
+            raise ValueError("unknown format")
+        if meta.get("version", 0) > _FORMAT_VERSION:
+            raise DataError(
+                f"file '{path}' was written by a newer hybridml (format version "
+                f"{meta['version']}); upgrade hybridml to read it."
+            )
+        cols = {name: z[f"c{i}"] for i, name in enumerate(meta["columns"])}
+        measured = z["measured"]
+    except (KeyError, ValueError, TypeError) as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(
+            f"file '{path}' is a damaged Dataset file ({exc}); write it again with Dataset.save."
+        ) from None
+    return cls._new(
+        cols,
+        units=meta["units"],
+        group=meta["group"],
+        coordinate=meta["coordinate"],
+        measured=measured,
+        source=meta["source"],
+        rows=_Rows(),
+    )
+
+
+def to_csv(
+    ds: Dataset, path: str | os.PathLike[str], *, measured_column: str | None = None
+) -> None:
+    """Write ``ds`` as CSV (see :meth:`Dataset.to_csv`)."""
+    names = list(ds._data)
+    if measured_column is not None and measured_column in ds._data:
+        raise DataError(
+            f"{_where(ds._source)}: measured_column={measured_column!r} is already a "
+            "column; choose another name."
+        )
+    header = names + ([measured_column] if measured_column is not None else [])
+    cols = [
+        ds._data[k].tolist() if k == ds._group else [repr(v) for v in ds._data[k].tolist()]
+        for k in names
+    ]
+    if measured_column is not None:
+        cols.append(["1" if m else "0" for m in ds._measured])
+
+    def write(f: Any) -> None:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(zip(*cols, strict=True))
+
+    _atomic_write(Path(path), write, binary=False)
+
+
+def from_csv(
+    cls: type[Dataset],
+    path: str | os.PathLike[str],
+    *,
+    columns: Sequence[str] | None = None,
+    group: str | None = None,
+    coordinate: str | None = None,
+    units: Mapping[str, str] | None = None,
+    measured_column: str | None = None,
+    delimiter: str = ",",
+) -> Dataset:
+    """Read a CSV file (see :meth:`Dataset.from_csv`)."""
+    path = Path(path)
+    src = str(path)
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            records = list(_records(csv.reader(f, delimiter=delimiter)))
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"file '{path}' is not UTF-8 text ({exc.reason} at byte {exc.start}); save it "
+            "as UTF-8 CSV."
+        ) from None
+    except csv.Error as exc:
+        raise DataError(f"file '{path}' is not valid CSV: {exc}") from None
+    if not records:
+        raise DataError(
+            f"file '{path}' is empty; expected a header line with column names, then "
+            "one line a row."
+        )
+    _, header = records[0]
+    names = [h.strip() for h in header]
+    for j, h in enumerate(names):
+        if not h:
+            raise DataError(
+                f"file '{path}', line 1 (the header): column {j + 1} has no name; name it "
+                "or delete the empty column (a trailing delimiter makes one)."
+            )
+        if h in names[:j]:
+            raise DataError(
+                f"file '{path}', line 1 (the header): column name {h!r} occurs twice "
+                f"(columns {names.index(h) + 1} and {j + 1}); rename one."
+            )
+    body = records[1:]
+    if not body:
+        raise DataError(f"file '{path}' has a header but no data rows; the data is empty.")
+    wanted = _wanted(names, columns, group, coordinate, measured_column, src)
+    for line, rec in body:
+        if len(rec) != len(names):
+            raise DataError(
+                f"file '{path}', line {line} (counting the header as line 1): the line has "
+                f"{len(rec)} fields but the header has {len(names)}; check for a missing "
+                f"or extra {delimiter!r}, or quote values that contain it."
+            )
+    rows = _Rows([line for line, _ in body])
+    raw: dict[str, list[str]] = {}
+    for name in wanted:
+        j = names.index(name)
+        raw[name] = [rec[j].strip() for _, rec in body]
+    measured = None
+    if measured_column is not None:
+        measured = _as_mask(raw.pop(measured_column), src, rows, len(body), measured_column)
+    return cls._new(
+        raw,
+        units=units,
+        group=group,
+        coordinate=coordinate,
+        measured=measured,
+        source=src,
+        rows=rows,
+    )
+
+
+def from_numpy(
+    cls: type[Dataset],
+    path: str | os.PathLike[str],
+    *,
+    columns: Sequence[str] | None = None,
+    group: str | None = None,
+    coordinate: str | None = None,
+    units: Mapping[str, str] | None = None,
+    measured_column: str | None = None,
+) -> Dataset:
+    """Read a ``.npz`` or ``.npy`` file (see :meth:`Dataset.from_numpy`)."""
+    path = Path(path)
+    src = str(path)
+    rows = _Rows()
+    if path.suffix.lower() == ".npy":
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise DataError(
+                f"file '{path}' could not be read as a NumPy array ({exc}); object "
+                "arrays are not supported, store numbers only."
+            ) from None
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        if arr.ndim != 2:
+            raise DataError(
+                f"file '{path}' holds an array of shape {arr.shape}; expected a 2-d "
+                "array (rows x columns)."
+            )
+        if columns is None or len(columns) != arr.shape[1]:
+            got = "no names" if columns is None else f"{len(columns)} name(s)"
+            raise DataError(
+                f"file '{path}' holds an array with {arr.shape[1]} column(s) but {got} "
+                "were given; pass columns=[...] naming every column, in order."
+            )
+        raw: dict[str, Any] = {name: arr[:, j] for j, name in enumerate(columns)}
+        if len(raw) != len(columns):
+            raise DataError(f"file '{path}': columns= repeats a name: {list(columns)}.")
+        _wanted(list(raw), None, group, coordinate, measured_column, src)
+    else:
+        with _open_npz(path) as z:
+            if _META_KEY in z.files:
+                ds = from_npz(cls, z, path)
+                if columns is None:
+                    return ds
+                keep = _wanted(list(ds), columns, ds.group, ds.coordinate, None, src)
+                return ds._derive({k: ds._data[k] for k in keep}, ds._measured)
+            names = list(z.files)
+            wanted = _wanted(names, columns, group, coordinate, measured_column, src)
+            try:
+                raw = {name: z[name] for name in wanted}
+            except ValueError as exc:
+                raise DataError(
+                    f"file '{path}' holds an array that cannot be read without pickling "
+                    f"({exc}); store numbers or strings only."
+                ) from None
+    measured = None
+    if measured_column is not None:
+        flags = raw.pop(measured_column)
+        measured = _as_mask(flags, src, rows, np.shape(flags)[0], measured_column)
+    return cls._new(
+        raw,
+        units=units,
+        group=group,
+        coordinate=coordinate,
+        measured=measured,
+        source=src,
+        rows=rows,
+    )
+
+
+def _records(reader: Any) -> Iterator[tuple[int, list[str]]]:
+    """(first line number, fields) of each non-blank record of a ``csv.reader``."""
+    last = 0
+    for rec in reader:
+        start = last + 1
+        last = reader.line_num
+        if rec and any(field.strip() for field in rec):
+            yield start, rec
+
+
+def _wanted(
+    names: list[str],
+    columns: Sequence[str] | None,
+    group: str | None,
+    coordinate: str | None,
+    measured_column: str | None,
+    source: str,
+) -> list[str]:
+    """The columns to read, in file order, after checking that they all exist."""
+    if isinstance(columns, str):
+        raise TypeError(f"columns must be a sequence of names, not the string {columns!r}")
+    asked: list[tuple[str, str]] = [
+        (c, "column") for c in (columns if columns is not None else names)
+    ]
+    for c, what in ((group, "group"), (coordinate, "coordinate"), (measured_column, "measured")):
+        if c is not None:
+            asked.append((c, f"{what} column"))
+    for c, what in asked:
+        if c not in names:
+            raise _missing_column(c, names, source, what)
+    want = {c for c, _ in asked}
+    return [n for n in names if n in want]
+
+
+class _open_npz:
+    """Context manager: np.load of an .npz without pickling, errors as DataError."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.z: Any = None
+
+    def __enter__(self) -> Any:
+        try:
+            self.z = np.load(self.path, allow_pickle=False)
+        except FileNotFoundError:
+            raise
+        except (ValueError, OSError) as exc:
+            raise DataError(f"file '{self.path}' is not a readable .npz file ({exc}).") from None
+        if isinstance(self.z, np.ndarray):
+            raise DataError(
+                f"file '{self.path}' holds a single array, not named arrays; read a 2-d .npy "
+                "with Dataset.from_numpy(path, columns=[...])."
+            )
+        return self.z
+
+    def __exit__(self, *exc: object) -> None:
+        self.z.close()
