@@ -281,7 +281,7 @@ def test_residual_below_uses_model_dtype_and_leaves_global_state() -> None:
 
 
 def test_residual_below_with_box_sampler() -> None:
-    from hybridml.nn._models import BoxSampler
+    from hybridml.losses import BoxSampler
 
     sampler = BoxSampler([0.0, -1.0], [1.0, 1.0], names=["t [s]", "x [m]"])
 

@@ -22,7 +22,7 @@ from ..checks._checks import Check, ConsistencyReport, Policy, run_checks
 from ..losses._base import DataLoss, LossTerm
 
 if TYPE_CHECKING:
-    from ..nn._models import OutputTransform
+    from ..nn import OutputTransform
     from ..training._balancing import Balancer
     from ..training._trainer import EarlyStopping, History
 
@@ -252,7 +252,7 @@ class HybridRegressor(_ParamsMixin):
 
     # ------------------------------------------------------------------ fit / predict
     def _build_model(self, x: np.ndarray, y: np.ndarray) -> nn.Module:
-        from ..nn._models import MLP, Constrained, ResidualModel
+        from ..nn import MLP, Constrained, ResidualModel
 
         lo, hi = x.min(axis=0), x.max(axis=0)
         hi = np.where(hi > lo, hi, lo + 1.0)

@@ -1,17 +1,22 @@
-"""Networks and hybrid models: MLPs, output constraints, physical parameters, UDEs."""
+"""Networks and hybrid models: MLPs, output constraints, physical parameters, UDEs.
 
-from ._models import (
-    MLP,
-    UDE,
-    Bounded,
-    Constrained,
-    HardBoundary,
-    LinearForcingUDE,
-    OutputTransform,
-    PhysicalParameter,
-    Positive,
-    ResidualModel,
-)
+Every model here is a :class:`torch.nn.Module`, so ``model.to(torch.float64)`` converts
+all of it (networks, learnable physical parameters, buffers) at once; the trainer relies on
+that for its float64 L-BFGS phase.
+
+* :class:`MLP` — a fully connected network with optional input scaling to ``[-1, 1]``.
+* Hard constraints: an :class:`OutputTransform` (:class:`Bounded`, :class:`Positive`,
+  :class:`HardBoundary`) applied to a network's raw output by :class:`Constrained`.
+* :class:`PhysicalParameter` — a learnable scalar kept positive or inside bounds by its
+  parametrisation (inverse problems).
+* :class:`ResidualModel`, :class:`UDE`, :class:`LinearForcingUDE` — hybrid models of a
+  simulator (or known dynamics) and a network.
+"""
+
+from ._constraints import Bounded, Constrained, HardBoundary, OutputTransform, Positive
+from ._hybrid import UDE, LinearForcingUDE, ResidualModel
+from ._mlp import MLP
+from ._parameters import PhysicalParameter
 
 __all__ = [
     "MLP",
