@@ -372,6 +372,17 @@ def test_report_summary_and_dict(tmp_path: Path) -> None:
         report["x"]
 
 
+def test_report_is_a_sequence_of_its_results() -> None:
+    report = _report()
+    names = [r.name for r in report]
+    assert len(report) == len(report.results) == len(names) >= 2
+    assert names == [r.name for r in report.results]  # in the order the checks were given
+    assert all(isinstance(r, hm.CheckResult) for r in report)
+    assert [r.name for r in report if not r.passed] == ["fade"]
+    empty = hm.run_checks([], _capacity())
+    assert len(empty) == 0 and list(empty) == [] and empty.passed
+
+
 def test_policy_raise_warn_record() -> None:
     report = _report()
     with pytest.raises(hm.ConsistencyError, match="fade") as info:

@@ -310,7 +310,7 @@ class AdapterContractTests:
     # ---------------------------------------------------------------- checks
 
     def _checks(self, adapter: SimulatorAdapter) -> list[Any]:
-        from .checks._checks import Check
+        from .checks import Check
 
         _require(adapter, "checks")
         assert isinstance(adapter, ProvidesChecks)
@@ -327,7 +327,7 @@ class AdapterContractTests:
         self._checks(self.make_adapter())
 
     def test_own_data_passes_own_checks(self) -> None:
-        from .checks._checks import run_checks
+        from .checks import run_checks
 
         adapter = self.make_adapter()
         checks = self._checks(adapter)
@@ -337,7 +337,7 @@ class AdapterContractTests:
         assert report.passed, f"the simulator's own data fails its checks:\n{report.summary()}"
 
     def test_checks_accept_a_model(self) -> None:
-        from .checks._checks import CheckResult, run_checks
+        from .checks import CheckResult, run_checks
 
         adapter = self.make_adapter()
         checks = self._checks(adapter)

@@ -52,7 +52,7 @@ from ..exceptions import SimulationError, UnknownSimulatorError
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from ..checks._checks import Check
+    from ..checks import Check
     from ..data._dataset import Dataset
     from ..losses._base import LossTerm
     from ._sweep import SweepResult

@@ -130,7 +130,7 @@ class _Fold:
 
 def _checks(initial: float) -> list[Any]:
     """Physics-consistency checks of one cell's predictions."""
-    from ..checks._checks import Bounds, CustomCheck, Monotone
+    from ..checks import Bounds, CustomCheck, Monotone
 
     def interval_ordered(data: Any, model: Any = None) -> Any:
         lo = np.asarray(data["capacity_ah_lower"], dtype=float)
@@ -512,7 +512,7 @@ def _curve(cd: CellData, folds: list[_Fold], thresholds: dict[str, float]) -> li
 
 
 def _consistency(cd: CellData, folds: list[_Fold]) -> dict[str, Any]:
-    from ..checks._checks import run_checks
+    from ..checks import run_checks
 
     out: dict[str, Any] = {"cells": {}, "passed": {}}
     for f in folds:

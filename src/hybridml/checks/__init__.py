@@ -1,19 +1,9 @@
 """Physics-consistency checks and their reports."""
 
-from ._checks import (
-    Bounds,
-    Check,
-    CheckResult,
-    Conservation,
-    ConsistencyError,
-    ConsistencyReport,
-    ConsistencyWarning,
-    CustomCheck,
-    Monotone,
-    Policy,
-    ResidualBelow,
-    run_checks,
-)
+from ._base import Check, CheckResult, run_checks
+from ._builtin import Bounds, Conservation, Monotone
+from ._report import ConsistencyError, ConsistencyReport, ConsistencyWarning, Policy
+from ._residual import CustomCheck, ResidualBelow
 
 __all__ = [
     "Bounds",

@@ -277,7 +277,7 @@ CHECK_TYPES = ("bounds", "monotone")
 
 def parse_checks(entries: list[dict[str, Any]], *, source: str = "<config>") -> list[Any]:
     """Build check objects from ``[[checks]]`` tables (``type = "bounds" | "monotone"``)."""
-    from ..checks._checks import Bounds, Monotone
+    from ..checks import Bounds, Monotone
 
     checks: list[Any] = []
     for i, entry in enumerate(entries, start=1):

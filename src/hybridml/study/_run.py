@@ -201,7 +201,7 @@ def run_study(config_path: str | Path, out: str | Path | None = None) -> Path:
 
 
 def _errors(est: Any, data: Any, cfg: StudyConfig) -> dict[str, float]:
-    from ..checks._checks import Policy
+    from ..checks import Policy
 
     pred = np.asarray(est.predict(data.array(cfg.data.inputs), policy=Policy.RECORD))
     out: dict[str, float] = {}
