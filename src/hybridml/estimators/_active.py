@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from ._base import _as_2d, clone
 from ._ensemble import DeepEnsemble
-from ._model_selection import _as_2d, clone
 
 __all__ = ["ActiveLearner", "Recommendation"]
 

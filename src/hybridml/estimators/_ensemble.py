@@ -26,8 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import EnsembleMemberWarning
-from ._model_selection import _is_dataset, _n_rows, _predict_array, _take, _targets, clone
-from ._regressor import _ParamsMixin
+from ._base import _is_dataset, _n_rows, _ParamsMixin, _predict_array, _take, _targets, clone
 
 __all__ = [
     "Calibration",
@@ -458,7 +457,7 @@ class DeepEnsemble(_ParamsMixin):
 
     def score(self, X: Any, y: Any = None) -> float:
         """R² of the ensemble mean over measured targets."""
-        from ._model_selection import r2
+        from ._metrics import r2
 
         yy = _targets(self.estimator, X, y)
         return r2(yy, np.asarray(self.predict(X)))

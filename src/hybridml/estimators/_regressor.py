@@ -8,7 +8,6 @@ that carries the consistency report of the checks (the adapters' plus the user's
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,8 +17,9 @@ import torch
 from torch import Tensor, nn
 
 from ..adapters._contract import ProvidesChecks, ProvidesConstraints, SimulatorAdapter
-from ..checks._checks import Check, ConsistencyReport, Policy, run_checks
+from ..checks import Check, ConsistencyReport, Policy, run_checks
 from ..losses._base import DataLoss, LossTerm
+from ._base import _ParamsMixin
 
 if TYPE_CHECKING:
     from ..nn import OutputTransform
@@ -78,39 +78,6 @@ def _masked_stats(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = np.where(measured, y, 0.0).sum(axis=0) / count
     var = (np.where(measured, y - mean, 0.0) ** 2).sum(axis=0) / count
     return mean, np.where(var > 0, np.sqrt(var), 1.0)
-
-
-class _ParamsMixin:
-    """``get_params``/``set_params`` from the ``__init__`` signature (scikit-learn style)."""
-
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [p.name for p in sig.parameters.values() if p.name != "self"]
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Return the estimator's settings as a dict (``deep`` is accepted for compatibility)."""
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params: Any) -> Any:
-        """Set settings by name and return ``self``; unknown names raise ``ValueError``."""
-        valid = self._param_names()
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(
-                    f"{type(self).__name__} has no parameter {name!r}; valid: {', '.join(valid)}"
-                )
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        sig = inspect.signature(type(self).__init__)
-        changed = [
-            f"{n}={getattr(self, n)!r}"
-            for n, p in sig.parameters.items()
-            if n != "self" and getattr(self, n) is not p.default and getattr(self, n) != p.default
-        ]
-        return f"{type(self).__name__}({', '.join(changed)})"
 
 
 class HybridRegressor(_ParamsMixin):
