@@ -64,3 +64,33 @@ def test_every_installed_adapter_is_covered_by_the_contract_suite() -> None:
             + (f"\nThese adapter test modules failed to import:{errors}" if errors else ""),
             pytrace=False,
         )
+
+
+# an import of a private module of hybridml: `from hybridml.adapters._contract import ...`
+_PRIVATE_IMPORT = re.compile(r"^\s*(?:from|import)\s+hybridml(?:\.\w+)*\._\w+", re.MULTILINE)
+
+
+def test_adapters_and_the_adapter_guide_use_only_public_names() -> None:
+    # Adapters are plug-ins built on the public API (hybridml, hybridml.adapters, ...), so
+    # the core's private modules can move without breaking them; the guide shows the same.
+    files = sorted(SIMULATORS.glob("*/hybridml_*/**/*.py"))
+    files.append(SIMULATORS.parent / "docs" / "adding-an-adapter.md")
+    assert len(files) > 3  # the globs found the adapters (a wrong path must not pass)
+    offenders = {
+        str(path.relative_to(SIMULATORS.parent)): _PRIVATE_IMPORT.findall(path.read_text("utf-8"))
+        for path in files
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+    # the pattern does catch a private import
+    assert _PRIVATE_IMPORT.findall("from hybridml.adapters._contract import ProvidesData")
+    assert not _PRIVATE_IMPORT.findall("from hybridml.adapters import ProvidesData")
+
+
+def test_registry_reads_the_public_entry_point_group() -> None:
+    from importlib.metadata import entry_points
+
+    from hybridml.adapters import ENTRY_POINT_GROUP
+
+    assert ENTRY_POINT_GROUP == "hybridml.simulators"  # the group adapters register under
+    names = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+    assert "ode" in names and names == available_simulators()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import hybridml as hm
-from hybridml.adapters._contract import (
+from hybridml.adapters import (
     ProvidesChecks,
     ProvidesConstraints,
     ProvidesData,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import hybridml as hm
-from hybridml.adapters._contract import ProvidesData
+from hybridml.adapters import ProvidesData
 
 
 class Decay(ProvidesData):

@@ -35,7 +35,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from .adapters._contract import (
+from .adapters import (
     ProvidesChecks,
     ProvidesConstraints,
     ProvidesData,

@@ -40,7 +40,7 @@ from hybridml import (
     ResidualBelow,
     ResidualLoss,
 )
-from hybridml.adapters._contract import (
+from hybridml.adapters import (
     ProvidesChecks,
     ProvidesConstraints,
     ProvidesData,

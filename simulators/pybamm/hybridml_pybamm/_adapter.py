@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from hybridml.adapters._contract import (
+from hybridml.adapters import (
     ProvidesChecks,
     ProvidesConstraints,
     ProvidesData,

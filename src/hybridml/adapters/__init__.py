@@ -7,14 +7,18 @@ from ._contract import (
     ProvidesForward,
     SimulationError,
     SimulatorAdapter,
+    capabilities,
+)
+from ._registry import (
+    ENTRY_POINT_GROUP,
     UnknownSimulatorError,
     available_simulators,
-    capabilities,
     load_simulator,
 )
 from ._sweep import SweepFailure, SweepResult
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "ProvidesChecks",
     "ProvidesConstraints",
     "ProvidesData",

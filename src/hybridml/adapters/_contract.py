@@ -21,8 +21,9 @@ capability base             what the adapter provides
 ==========================  ==============================================================
 
 Adapters are plug-ins: a distribution registers its adapter class under the entry-point
-group ``hybridml.simulators``; :func:`load_simulator` finds it by name and imports it only
-then, so ``import hybridml`` never imports a simulator. The built-in adapters are found the
+group ``hybridml.simulators`` (:data:`~hybridml.adapters.ENTRY_POINT_GROUP`);
+:func:`~hybridml.load_simulator` finds it by name and imports it only then, so
+``import hybridml`` never imports a simulator. The built-in adapters are found the
 same way. Every adapter's tests subclass :class:`hybridml.testing.AdapterContractTests`.
 
 Rules for adapter authors:
@@ -39,15 +40,12 @@ Rules for adapter authors:
 from __future__ import annotations
 
 import abc
-import difflib
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
-from functools import lru_cache
-from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..exceptions import SimulationError, UnknownSimulatorError
+from ..exceptions import SimulationError
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -58,20 +56,14 @@ if TYPE_CHECKING:
     from ._sweep import SweepResult
 
 __all__ = [
-    "ENTRY_POINT_GROUP",
     "ProvidesChecks",
     "ProvidesConstraints",
     "ProvidesData",
     "ProvidesForward",
     "SimulationError",
     "SimulatorAdapter",
-    "UnknownSimulatorError",
-    "available_simulators",
     "capabilities",
-    "load_simulator",
 ]
-
-ENTRY_POINT_GROUP = "hybridml.simulators"
 
 
 class SimulatorAdapter(abc.ABC):
@@ -179,39 +171,3 @@ def capabilities(adapter: type[SimulatorAdapter] | SimulatorAdapter) -> tuple[st
     """
     cls = adapter if isinstance(adapter, type) else type(adapter)
     return tuple(name for name, base in _CAPABILITIES.items() if issubclass(cls, base))
-
-
-@lru_cache(maxsize=1)
-def _entry_points() -> dict[str, EntryPoint]:
-    eps = entry_points(group=ENTRY_POINT_GROUP)
-    return {ep.name: ep for ep in eps}
-
-
-def available_simulators() -> list[str]:
-    """Names of the installed simulator adapters (from entry points; nothing is imported)."""
-    return sorted(_entry_points())
-
-
-def load_simulator(name: str) -> type[SimulatorAdapter]:
-    """Import and return the adapter class registered as ``name``.
-
-    Raises :class:`UnknownSimulatorError` listing the installed adapters (and the closest
-    names) when ``name`` is not installed.
-    """
-    eps = _entry_points()
-    if name not in eps:
-        installed = sorted(eps)
-        close = difflib.get_close_matches(name, installed, n=3)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise UnknownSimulatorError(
-            f"no simulator adapter named {name!r} is installed.{hint} "
-            f"Installed: {', '.join(installed) or 'none'}. Adapters are plug-ins registered "
-            f"under the entry-point group {ENTRY_POINT_GROUP!r}; install one with "
-            f"`pip install -e simulators/<name>`."
-        )
-    cls = eps[name].load()
-    if not (isinstance(cls, type) and issubclass(cls, SimulatorAdapter)):
-        raise TypeError(
-            f"entry point {name!r} ({eps[name].value}) is not a SimulatorAdapter subclass"
-        )
-    return cls

@@ -207,7 +207,7 @@ def with_onsets(library: FadeLibrary, onsets: Sequence[int]) -> FadeLibrary:
 
 def _adapter_class() -> Any:
     """The PyBaMM adapter class, from the plug-in registry (or the source tree)."""
-    from ..adapters._contract import UnknownSimulatorError, load_simulator
+    from ..adapters import UnknownSimulatorError, load_simulator
 
     try:
         return load_simulator("pybamm")

@@ -135,7 +135,7 @@ def run_study(config_path: str | Path, out: str | Path | None = None) -> Path:
     test = load_data(cfg.data.test_path, cfg) if cfg.data.test_path is not None else None
     adapters = []
     if cfg.simulator is not None:
-        from ..adapters._contract import load_simulator
+        from ..adapters import load_simulator
 
         cls = load_simulator(cfg.simulator.name)
         kwargs = dict(cfg.simulator.options)
