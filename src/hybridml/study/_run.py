@@ -3,14 +3,14 @@
 The run folder holds: ``config.toml`` (the configuration as given), ``manifest.json``
 (hashes of the input data, the seed, package versions, the command), ``metrics.json``,
 ``predictions.csv``, ``checkpoint.pt`` (the fitted model's weights), ``consistency.json``
-and ``figures/*.png``.
+and ``figures/*.png``. It is written as a whole (:class:`RunFolder`): a run that fails or
+is killed leaves the previous run folder as it was.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
-import json
 import platform
 import shutil
 import sys
@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ._config import StudyConfig, load_config, parse_checks
+from ._folder import RunFolder
 
 __all__ = ["load_data", "run_manifest", "run_study", "sha256_file"]
 
@@ -121,16 +122,13 @@ def run_study(config_path: str | Path, out: str | Path | None = None) -> Path:
 
     The folder is ``out`` if given, else ``runs/<study name>`` beside the config file.
     """
-    import torch
     from torch import nn
 
     from ..estimators._regressor import HybridRegressor
 
     cfg = load_config(config_path)
-    run_dir = Path(out) if out is not None else cfg.path.parent / "runs" / cfg.name
-    (run_dir / "figures").mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(cfg.path, run_dir / "config.toml")
-
+    destination = Path(out) if out is not None else cfg.path.parent / "runs" / cfg.name
+    folder = RunFolder(destination)  # refuses a file or an unwritable place before any work
     train = load_data(cfg.data.path, cfg)
     test = load_data(cfg.data.test_path, cfg) if cfg.data.test_path is not None else None
     adapters = []
@@ -171,6 +169,17 @@ def run_study(config_path: str | Path, out: str | Path | None = None) -> Path:
         lbfgs_steps=cfg.training.lbfgs_steps,
         seed=cfg.seed,
     )
+    with folder:
+        _fit_and_write(est, cfg, train, test, folder)
+    return destination
+
+
+def _fit_and_write(est: Any, cfg: StudyConfig, train: Any, test: Any, run: RunFolder) -> None:
+    import torch
+
+    run_dir = run / "."
+    (run_dir / "figures").mkdir()
+    shutil.copyfile(cfg.path, run_dir / "config.toml")
     t0 = time.perf_counter()
     est.fit(train)
     fit_s = time.perf_counter() - t0
@@ -187,17 +196,15 @@ def run_study(config_path: str | Path, out: str | Path | None = None) -> Path:
     _write_csv(run_dir / "predictions.csv", pred.data)
     pred.report.to_json(run_dir / "consistency.json")
     metrics["consistency_passed"] = pred.report.passed
-    with open(run_dir / "metrics.json", "w", encoding="utf-8") as f:
-        json.dump(metrics, f, indent=2)
+    run.write_json("metrics.json", metrics)
     torch.save(est.model_.state_dict(), run_dir / "checkpoint.pt")
     inputs: dict[str, str | Path] = {"data": cfg.data.path}
     if cfg.data.test_path is not None:
         inputs["test_data"] = cfg.data.test_path
-    manifest = run_manifest(seed=cfg.seed, inputs=inputs, config=str(cfg.path))
-    with open(run_dir / "manifest.json", "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=2)
+    run.write_json(
+        "manifest.json", run_manifest(seed=cfg.seed, inputs=inputs, config=str(cfg.path))
+    )
     _figures(run_dir / "figures", est, cfg, train, test, pred)
-    return run_dir
 
 
 def _errors(est: Any, data: Any, cfg: StudyConfig) -> dict[str, float]:
