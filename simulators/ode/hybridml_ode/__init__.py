@@ -19,7 +19,6 @@ adapter pickles for process pools.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -47,6 +46,7 @@ from hybridml.adapters import (
     ProvidesForward,
     SimulationError,
 )
+from hybridml.exceptions import InvalidArgumentError, did_you_mean
 
 __all__ = ["ODEAdapter", "damped_oscillator", "exponential_decay"]
 
@@ -138,9 +138,8 @@ class ODEAdapter(ProvidesData, ProvidesConstraints, ProvidesChecks, ProvidesForw
     def _merged(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
         unknown = sorted(set(params or {}) - set(self.params))
         if unknown:
-            close = difflib.get_close_matches(unknown[0], self.params, n=3)
-            raise ValueError(
-                f"unknown parameter {unknown[0]!r}; did you mean {close}? "
+            raise InvalidArgumentError(
+                f"unknown parameter {unknown[0]!r}.{did_you_mean(unknown[0], self.params)} "
                 f"The parameters are {sorted(self.params)}."
             )
         return {**self.params, **(params or {})}

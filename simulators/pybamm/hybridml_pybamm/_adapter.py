@@ -22,6 +22,7 @@ from hybridml.adapters import (
     ProvidesForward,
     SimulationError,
 )
+from hybridml.exceptions import InvalidArgumentError, did_you_mean
 
 from ._pybamm import parameter_keys, pybamm
 from ._validation import ExperimentError, ParameterError, check_names, check_physical
@@ -143,13 +144,11 @@ def _unit(name: str) -> str | None:
     return None if name.rstrip().endswith("]") else "1"
 
 
-def _close(name: str, valid: Sequence[str], what: str) -> ValueError:
-    import difflib
-
-    close = difflib.get_close_matches(name, list(valid), n=3, cutoff=0.4)
-    hint = f" Closest: {', '.join(map(repr, close))}." if close else ""
+def _close(name: str, valid: Sequence[str], what: str) -> InvalidArgumentError:
+    """The error for an unknown model, parameter set or variable name, with the close ones."""
+    hint = did_you_mean(name, valid, cutoff=0.4)
     listing = f" Valid: {', '.join(sorted(valid))}." if len(valid) <= 30 else ""
-    return ValueError(f"unknown {what} {name!r}.{hint}{listing}")
+    return InvalidArgumentError(f"unknown {what} {name!r}.{hint}{listing}")
 
 
 class PyBaMMAdapter(ProvidesData, ProvidesChecks, ProvidesConstraints, ProvidesForward):

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Iterable, Mapping
+
+from hybridml.exceptions import InvalidArgumentError, did_you_mean
 
 __all__ = ["ExperimentError", "ParameterError", "check_names", "check_physical"]
 
 
-class ParameterError(ValueError):
-    """A parameter name is unknown or its value is outside physical limits."""
+class ParameterError(InvalidArgumentError):
+    """A parameter name is unknown or its value is outside physical limits.
+
+    A :class:`hybridml.InvalidArgumentError`, so also a ``ValueError`` and a
+    :class:`hybridml.HybridMLError`.
+    """
 
 
-class ExperimentError(ValueError):
-    """An experiment cannot run (bad step text, voltage outside the cell's window, ...)."""
+class ExperimentError(InvalidArgumentError):
+    """An experiment cannot run (bad step text, voltage outside the cell's window, ...).
+
+    A :class:`hybridml.InvalidArgumentError`, so also a ``ValueError`` and a
+    :class:`hybridml.HybridMLError`.
+    """
 
 
 # units whose quantities are strictly positive (a diffusivity, a length, a temperature...)
@@ -48,8 +57,7 @@ def check_names(names: Iterable[str], valid: Iterable[str], *, what: str) -> Non
     for name in names:
         if name in known:
             continue
-        close = difflib.get_close_matches(name, valid, n=3, cutoff=0.5)
-        hint = f" Closest valid names: {', '.join(map(repr, close))}." if close else ""
+        hint = did_you_mean(name, valid, cutoff=0.5)
         raise ParameterError(
             f"unknown {what} {name!r}.{hint} Look names up in "
             "`pybamm.ParameterValues(<parameter set>).keys()` (names include units, e.g. "
