@@ -12,7 +12,7 @@ import torch
 from hybridml_ode import ODEAdapter, damped_oscillator, exponential_decay
 from torch import Tensor, nn
 
-from hybridml import MLP, PhysicalParameter, SimulationError, run_checks
+from hybridml import MLP, InvalidArgumentError, PhysicalParameter, SimulationError, run_checks
 from hybridml.testing import AdapterContractTests
 
 
@@ -72,7 +72,7 @@ class ExactDecay(nn.Module):
 
 
 def test_unknown_parameter_names_the_closest() -> None:
-    with pytest.raises(ValueError, match=r"unknown parameter 'kk'\. Did you mean 'k'\?"):
+    with pytest.raises(InvalidArgumentError, match=r"unknown parameter 'kk'\. Did you mean 'k'\?"):
         oscillator().simulate({"kk": 1.0})
 
 

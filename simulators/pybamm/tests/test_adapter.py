@@ -21,7 +21,7 @@ from hybridml_pybamm import (
     Uniform,
 )
 
-from hybridml import Dataset, SimulationError, run_checks
+from hybridml import Dataset, HybridMLError, InvalidArgumentError, SimulationError, run_checks
 
 SEI_RATE = "SEI kinetic rate constant [m.s-1]"
 SEI = {"SEI": "ec reaction limited"}
@@ -176,6 +176,9 @@ def test_unknown_parameter_lists_closest_names(cccv: PyBaMMAdapter) -> None:
     with pytest.raises(ParameterError, match="Did you mean") as info:
         cccv.simulate({"SEI kinetic rate constant [m/s]": 1e-12})
     assert repr(SEI_RATE) in str(info.value)
+    # one except catches every library error, and it is still a ValueError
+    assert isinstance(info.value, HybridMLError) and isinstance(info.value, ValueError)
+    assert issubclass(ExperimentError, InvalidArgumentError)
     with pytest.raises(ParameterError, match="Did you mean"):
         cccv.parameter_space({"Negative particle diffusivty [m2.s-1]": Uniform(1e-15, 1e-14)})
     with pytest.raises(ParameterError, match="Did you mean"):
@@ -183,7 +186,7 @@ def test_unknown_parameter_lists_closest_names(cccv: PyBaMMAdapter) -> None:
 
 
 def test_unknown_model_parameter_set_and_variable() -> None:
-    with pytest.raises(ValueError, match="'SPMe'"):
+    with pytest.raises(InvalidArgumentError, match="'SPMe'"):
         PyBaMMAdapter("SPMee")
     with pytest.raises(ValueError, match="'Chen2020'"):
         PyBaMMAdapter("SPM", "Chen2021")
