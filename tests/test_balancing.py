@@ -10,8 +10,8 @@ import torch
 from torch import Tensor, nn
 
 from hybridml.losses._base import DataLoss
+from hybridml.training import LBFGS, Adam, Trainer
 from hybridml.training._balancing import Balancer, FixedWeights, LRAnnealing, ReLoBRaLo
-from hybridml.training._trainer import LBFGS, Adam, Trainer
 
 
 def roundtrip(state: dict) -> dict:

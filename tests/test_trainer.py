@@ -14,8 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from hybridml.losses._base import DataLoss, LossTerm
-from hybridml.training._balancing import ReLoBRaLo
-from hybridml.training._trainer import (
+from hybridml.training import (
     BFGS,
     LBFGS,
     Adam,
@@ -25,6 +24,7 @@ from hybridml.training._trainer import (
     StepInfo,
     Trainer,
 )
+from hybridml.training._balancing import ReLoBRaLo
 
 
 def make_net(seed: int = 0, width: int = 16, n_in: int = 1) -> nn.Module:

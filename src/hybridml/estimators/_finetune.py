@@ -25,7 +25,7 @@ from torch import nn
 from ..losses._base import DataLoss, LossTerm
 
 if TYPE_CHECKING:
-    from ..training._trainer import History, Trainer
+    from ..training import History, Trainer
 
 __all__ = [
     "FineTuneResult",
@@ -138,7 +138,7 @@ def pretrain_finetune(
         ValueError: if ``freeze``/``unfreeze`` name no layer of the model, or every
             parameter is frozen.
     """
-    from ..training._trainer import Trainer
+    from ..training import Trainer
 
     if not isinstance(model, nn.Module):
         raise TypeError(

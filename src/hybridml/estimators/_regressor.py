@@ -24,7 +24,7 @@ from ._base import _ParamsMixin
 if TYPE_CHECKING:
     from ..nn import OutputTransform
     from ..training._balancing import Balancer
-    from ..training._trainer import EarlyStopping, History
+    from ..training import EarlyStopping, History
 
 __all__ = ["HybridRegressor", "Prediction"]
 
@@ -280,7 +280,7 @@ class HybridRegressor(_ParamsMixin):
             ``self``.
         """
         from ..training._balancing import Balancer
-        from ..training._trainer import BFGS, LBFGS, Adam, Trainer
+        from ..training import BFGS, LBFGS, Adam, Trainer
 
         if self.quasi_newton not in ("lbfgs", "bfgs"):
             raise ValueError(

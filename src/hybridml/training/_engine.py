@@ -1,0 +1,574 @@
+"""The engine of a fit: the loop over phases and steps, the state a checkpoint snapshots."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+
+from .._progress import progress_bar
+from ..exceptions import NonFiniteLossError
+from ..losses._base import LossTerm
+from . import _checkpoint
+from ._balancing import Balancer
+from ._bfgs import SelfScaledBFGS
+from ._history import History, StepInfo
+from ._phases import _MAX_LINE_SEARCH_EVALS, BFGS, LBFGS, Adam, Phase, _can_fuse, _flat
+
+if TYPE_CHECKING:
+    from ._trainer import Trainer
+
+Callback = Callable[["Trainer", StepInfo], object]
+
+
+def _collect_params(modules: Iterable[nn.Module]) -> list[Tensor]:
+    seen: set[int] = set()
+    out: list[Tensor] = []
+    for m in modules:
+        for p in m.parameters():
+            if p.requires_grad and id(p) not in seen:
+                seen.add(id(p))
+                out.append(p)
+    return out
+
+
+def _module_dtype(module: nn.Module) -> torch.dtype | None:
+    for t in itertools.chain(module.parameters(), module.buffers()):
+        if t.is_floating_point():
+            return t.dtype
+    return None
+
+
+def _first_nonfinite(values: Sequence[float]) -> int:
+    """Index of the first non-finite value (of the largest one if only the sum overflows)."""
+    for i, v in enumerate(values):
+        if not math.isfinite(v):
+            return i
+    return max(range(len(values)), key=lambda i: abs(values[i]))
+
+
+class _Engine:
+    """The state of one fit; checkpoints are a snapshot of this object."""
+
+    def __init__(
+        self,
+        trainer: Trainer,
+        phases: tuple[Phase, ...],
+        model: nn.Module,
+        terms: dict[str, LossTerm],
+        val_terms: dict[str, LossTerm],
+        balancer: Balancer,
+        callbacks: list[Callback],
+        path: Path | None,
+        history: History,
+    ) -> None:
+        self.trainer = trainer
+        self.phases = phases
+        self.model = model
+        self.names = list(terms)
+        self.terms = list(terms.values())
+        self.val_names = list(val_terms)
+        self.val_terms = list(val_terms.values())
+        self.modules: list[nn.Module] = [model, *self.terms, *self.val_terms]
+        self.params = _collect_params([model, *self.terms])
+        # detached views of the parameters (share storage): cheap snapshots without autograd
+        self._data = [p.detach() for p in self.params]
+        if not self.params:
+            raise ValueError(
+                "fit: the model (and loss terms) have no trainable parameters "
+                "(requires_grad=True); nothing to train."
+            )
+        self.dtypes = [(m, _module_dtype(m)) for m in self.modules]
+        self.balancer = balancer
+        balancer.init(self.names)
+        self.callbacks = callbacks
+        self.path = path
+        self.history = history
+        self.generator = torch.Generator()
+        if trainer.seed is None:
+            self.generator.seed()
+        else:
+            self.generator.manual_seed(trainer.seed)
+        self.early = trainer.early_stopping
+        self.val_every = self.early.every if self.early is not None else 10
+        self.checkpoint_every = trainer.checkpoint_every
+        # progress of the fit
+        self.phase_index = 0
+        self.phase_step = 0
+        self.global_step = 0
+        self.finished = False
+        self.stopped = False
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.optimizer_state: dict[str, Any] | None = None
+        self.weights: list[float] | None = None
+        self._weights_source: object = None
+        # best weights: lowest validation loss if there are val_losses, else lowest
+        # unweighted training loss
+        self.best: list[Tensor] | None = None
+        self.best_value = math.inf
+        self.best_step = -1
+        self.early_ref = math.inf
+        self.early_bad = 0
+        self.time_offset = 0.0
+        self.t0 = time.perf_counter()
+        self.pending: dict[str, Any] | None = None
+        self.bar: Any = None
+        self.bar_on = False
+        self._first: tuple[list[float], float] | None = None
+        self._cache: tuple[list[Tensor], list[Tensor | None], list[float], float, Tensor] | None
+        self._cache = None
+
+    # ------------------------------------------------------------------ driver
+
+    def run(self) -> None:
+        total = sum(p.steps for p in self.phases)
+        self.bar = progress_bar(total=total, desc="fit", enabled=self.trainer.progress)
+        self.bar_on = not getattr(self.bar, "disable", True)
+        if self.bar_on and len(self.history):
+            self.bar.update(len(self.history))
+        self.t0 = time.perf_counter()
+        try:
+            if self.finished:
+                self._load_pending()
+                return
+            while self.phase_index < len(self.phases):
+                phase = self.phases[self.phase_index]
+                if isinstance(phase, Adam):
+                    self._run_adam(phase)
+                else:
+                    self._run_lbfgs(phase)  # LBFGS or BFGS
+                if self.bar_on and self.history.loss:
+                    self.bar.set_postfix(loss=f"{self.history.loss[-1]:.3e}", refresh=True)
+                if self.stopped:
+                    break
+                self.phase_index += 1
+                self.phase_step = 0
+                self.optimizer = None
+                self.optimizer_state = None
+                self._save()
+            if self.pending is not None:  # resumed a checkpoint written after the last phase
+                self._load_pending()
+            self._finish()
+        finally:
+            self.bar.close()
+
+    def _finish(self) -> None:
+        if self.val_terms and not self.stopped:
+            val = self._eval_val()
+            self._observe_val(val)
+        if self.early is not None and self.best is not None:
+            self._restore_best()
+            self.history.events.append(
+                {"event": "restored_best", "step": self.best_step, "val_loss": self.best_value}
+            )
+        self.finished = True
+        self.optimizer = None
+        self._save()
+
+    # ------------------------------------------------------------------ phases
+
+    def _run_adam(self, phase: Adam) -> None:
+        self._load_pending()
+        opt = torch.optim.Adam(self.params, lr=phase.lr, fused=_can_fuse(self.params) or None)
+        if self.optimizer_state is not None:
+            opt.load_state_dict(self.optimizer_state)
+            self.optimizer_state = None
+        self.optimizer = opt
+        group = opt.param_groups[0]
+        model, terms = self.model, self.terms
+        n_terms = len(terms)
+        resample = phase.resample_every
+        decay = phase.lr_decay
+        track_val = bool(self.val_terms)
+        start = self.phase_step
+        for k in range(start, phase.steps):
+            g = self.global_step
+            if resample is not None and k % resample == 0:
+                for term in terms:
+                    term.resample(self.generator)
+            if decay is not None:
+                group["lr"] = phase.lr * decay ** (k / phase.steps)
+            val = None
+            if track_val and g % self.val_every == 0:
+                val = self._eval_val()
+                if self._observe_val(val):
+                    return
+            values = [term(model) for term in terms]
+            if k == start:
+                self._check_values(values)
+            if n_terms <= 4:  # cheaper than stack + tolist for a few terms on the CPU
+                floats = [v.item() for v in values]
+            else:
+                floats = torch.stack([v.detach() for v in values]).tolist()
+            unweighted = sum(floats)
+            if not math.isfinite(unweighted):
+                self._raise_nonfinite(floats, phase)
+            if not track_val and unweighted < self.best_value:
+                self._snapshot(unweighted, g)
+            w = self._weights_for(g, values)
+            total = values[0] if w[0] == 1.0 else values[0] * w[0]
+            total_f = w[0] * floats[0]
+            for i in range(1, n_terms):
+                total = total + (values[i] if w[i] == 1.0 else values[i] * w[i])
+                total_f += w[i] * floats[i]
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            self._completed(phase, k, total_f, floats, w, val, stop=False)
+
+    def _run_lbfgs(self, phase: LBFGS | BFGS) -> None:
+        """An L-BFGS or BFGS phase (the same loop: one closure-driven iteration per step)."""
+        dtype = phase.dtype
+        convert = dtype is not None and any(d is not None and d != dtype for _, d in self.dtypes)
+        try:
+            if convert and dtype is not None:
+                self._convert(dtype)
+            self._load_pending()
+            opt: torch.optim.LBFGS
+            if isinstance(phase, BFGS):
+                opt = SelfScaledBFGS(
+                    self.params,
+                    lr=phase.lr,
+                    max_iter=1,
+                    max_eval=_MAX_LINE_SEARCH_EVALS + 1,
+                    tolerance_grad=phase.tolerance_grad,
+                    tolerance_change=phase.tolerance_change,
+                    scaling=phase.scaling,
+                )
+            else:
+                opt = torch.optim.LBFGS(
+                    self.params,
+                    lr=phase.lr,
+                    max_iter=1,
+                    max_eval=_MAX_LINE_SEARCH_EVALS + 1,
+                    tolerance_grad=phase.tolerance_grad,
+                    tolerance_change=phase.tolerance_change,
+                    history_size=phase.history_size,
+                    line_search_fn=phase.line_search,
+                )
+            if self.optimizer_state is not None:
+                opt.load_state_dict(self.optimizer_state)
+                self.optimizer_state = None
+            self.optimizer = opt
+            state = opt.state[self.params[0]]
+            self._cache = None
+            track_val = bool(self.val_terms)
+            closure = self._make_closure(phase)
+            for k in range(self.phase_step, phase.steps):
+                g = self.global_step
+                val = None
+                if track_val and g % self.val_every == 0:
+                    val = self._eval_val()
+                    if self._observe_val(val):
+                        return
+                n_before = state.get("n_iter", 0)
+                x_before = _flat(self.params)
+                self._first = None
+                try:
+                    opt.step(closure)
+                except RuntimeError as exc:
+                    if convert and ("dtype" in str(exc) or "Double" in str(exc)):
+                        raise RuntimeError(
+                            f"the L-BFGS phase runs the model and loss terms in {dtype}, but "
+                            f"a tensor kept another dtype ({exc}). Register every tensor a "
+                            "model or loss term uses as a buffer (register_buffer) and create "
+                            "new tensors with the dtype of the inputs, or pass "
+                            f"{type(phase).__name__}(..., dtype=None) to keep the model's dtype."
+                        ) from exc
+                    raise
+                assert self._first is not None
+                floats, total_f = self._first
+                if state.get("n_iter", 0) == n_before:
+                    self.history.events.append(
+                        {
+                            "event": f"{phase.name}_converged",
+                            "reason": "gradient below tolerance_grad",
+                            "step": g,
+                            "iterations": k,
+                            "loss": total_f,
+                        }
+                    )
+                    return
+                change = float((_flat(self.params) - x_before).abs().max())
+                converged = change <= phase.tolerance_change
+                self._completed(phase, k, total_f, floats, self.weights or [], val, converged)
+                if converged:
+                    self.history.events.append(
+                        {
+                            "event": f"{phase.name}_converged",
+                            "reason": "no parameter change above tolerance_change",
+                            "step": g,
+                            "iterations": k + 1,
+                            "loss": total_f,
+                        }
+                    )
+                    return
+        finally:
+            self._cache = None
+            self._first = None
+            if convert:
+                self._convert_back()
+
+    def _make_closure(self, phase: LBFGS | BFGS) -> Callable[[], Tensor]:
+        model, terms, params = self.model, self.terms, self.params
+        track_val = bool(self.val_terms)
+
+        def closure() -> Tensor:
+            cache = self._cache
+            if cache is not None and all(
+                torch.equal(p, c) for p, c in zip(params, cache[0], strict=True)
+            ):
+                # L-BFGS re-evaluates the point its line search just accepted: reuse it
+                _, grads, floats, total_f, loss = cache
+                for p, grad in zip(params, grads, strict=True):
+                    p.grad = grad
+            else:
+                values = [term(model) for term in terms]
+                if self._first is None:
+                    self._check_values(values)
+                floats = torch.stack([v.detach() for v in values]).tolist()
+                if not math.isfinite(sum(floats)):
+                    self._raise_nonfinite(floats, phase)
+                if self.weights is None:
+                    self._weights_for(self.global_step, values)
+                w = self.weights
+                assert w is not None
+                total = values[0] * w[0]
+                for i in range(1, len(values)):
+                    total = total + values[i] * w[i]
+                total_f = sum(wi * fi for wi, fi in zip(w, floats, strict=True))
+                for p in params:
+                    p.grad = None
+                total.backward()
+                loss = total.detach()
+                self._cache = (
+                    [p.detach().clone() for p in params],
+                    [p.grad for p in params],
+                    floats,
+                    total_f,
+                    loss,
+                )
+            if self._first is None:
+                self._first = (floats, total_f)
+                unweighted = sum(floats)
+                if not track_val and unweighted < self.best_value:
+                    self._snapshot(unweighted, self.global_step)
+            return loss
+
+        return closure
+
+    # ------------------------------------------------------------------ per step
+
+    def _completed(
+        self,
+        phase: Phase,
+        k: int,
+        total_f: float,
+        floats: list[float],
+        w: list[float],
+        val: float | None,
+        stop: bool,
+    ) -> None:
+        """Record step ``k`` of the current phase, then progress, checkpoint, callbacks."""
+        g = self.global_step
+        h = self.history
+        h.step.append(g)
+        h.phase_index.append(self.phase_index)
+        h.loss.append(total_f)
+        h._terms.append(floats)
+        h._weights.append(w)
+        h.time.append(time.perf_counter() - self.t0 + self.time_offset)
+        self.global_step = g + 1
+        self.phase_step = k + 1
+        if self.bar_on:
+            self.bar.update(1)
+            if g % 10 == 0:
+                self.bar.set_postfix(loss=f"{total_f:.3e}", refresh=False)
+        if (
+            not stop
+            and self.path is not None
+            and self.phase_step % self.checkpoint_every == 0
+            and self.phase_step < phase.steps
+        ):
+            self._save()
+        if self.callbacks:
+            info = StepInfo(
+                step=g,
+                phase=phase.name,
+                phase_index=self.phase_index,
+                phase_step=k,
+                loss=total_f,
+                terms=dict(zip(self.names, floats, strict=True)),
+                weights=dict(zip(self.names, w, strict=True)),
+                val_loss=val,
+            )
+            for cb in self.callbacks:
+                cb(self.trainer, info)
+
+    def _check_values(self, values: list[Tensor]) -> None:
+        for name, v in zip(self.names, values, strict=True):
+            if not isinstance(v, Tensor) or v.ndim != 0:
+                shape = tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
+                raise ValueError(
+                    f"loss term {name!r} returned {shape}; forward(model) must return a 0-d "
+                    "tensor (e.g. end with .mean())."
+                )
+            if not v.requires_grad:
+                raise ValueError(
+                    f"loss term {name!r} does not depend on any trainable parameter (its value "
+                    "has no gradient); check that it evaluates the model it is given."
+                )
+
+    def _weights_for(self, step: int, values: list[Tensor]) -> list[float]:
+        w = self.balancer.weights(step, dict(zip(self.names, values, strict=True)), self.params)
+        if w is not self._weights_source or self.weights is None:
+            weights: list[float] = []
+            for name in self.names:
+                if name not in w:
+                    raise ValueError(
+                        f"{self.balancer!r} returned no weight for loss term {name!r}; it must "
+                        f"return a weight for each of {self.names}."
+                    )
+                value = float(w[name])
+                if not math.isfinite(value) or value < 0:
+                    raise ValueError(
+                        f"{self.balancer!r} returned weight {value!r} for loss term {name!r} "
+                        f"at step {step}; weights must be finite and >= 0."
+                    )
+                weights.append(value)
+            self.weights = weights
+            self._weights_source = w
+        return self.weights
+
+    def _eval_val(self) -> float:
+        floats = [float(t(self.model).detach()) for t in self.val_terms]
+        if not math.isfinite(sum(floats)):
+            i = _first_nonfinite(floats)
+            self._raise_nonfinite(floats, self.phases[self.phase_index], index=i, val=True)
+        return sum(floats)
+
+    def _observe_val(self, val: float) -> bool:
+        """Record a validation loss; return True when early stopping ends the fit."""
+        g = self.global_step
+        self.history.val_step.append(g)
+        self.history.val_loss.append(val)
+        if val < self.best_value:
+            self._snapshot(val, g)
+        early = self.early
+        if early is None:
+            return False
+        if val < self.early_ref - early.min_delta:
+            self.early_ref = val
+            self.early_bad = 0
+            return False
+        self.early_bad += 1
+        if self.early_bad < early.patience:
+            return False
+        self.stopped = True
+        self.history.events.append(
+            {
+                "event": "early_stopping",
+                "step": g,
+                "best_step": self.best_step,
+                "best_val": self.best_value,
+            }
+        )
+        return True
+
+    def _snapshot(self, value: float, step: int) -> None:
+        if self.best is None or len(self.best) != len(self._data):
+            self.best = [d.clone() for d in self._data]
+        else:
+            torch._foreach_copy_(self.best, self._data)  # one call for all tensors
+        self.best_value = value
+        self.best_step = step
+
+    def _restore_best(self) -> None:
+        if self.best is None:
+            return
+        with torch.no_grad():
+            for p, b in zip(self.params, self.best, strict=True):
+                p.copy_(b)
+
+    def _raise_nonfinite(
+        self, floats: list[float], phase: Phase, *, index: int | None = None, val: bool = False
+    ) -> None:
+        i = _first_nonfinite(floats) if index is None else index
+        name = (self.val_names if val else self.names)[i]
+        value = floats[i]
+        kind = "validation loss term" if val else "loss term"
+        g = self.global_step
+        if self.best is not None:
+            self._restore_best()
+            what = "validation" if self.val_terms else "unweighted training"
+            restored = (
+                f"The weights with the best {what} loss so far (step {self.best_step}, "
+                f"loss {self.best_value:.6g}) were restored."
+            )
+        else:
+            restored = "No finite loss was seen before, so the weights were left as they are."
+        self.history.events.append(
+            {"event": "non_finite_loss", "term": name, "value": value, "step": g}
+        )
+        hint = (
+            f"lower the learning rate (e.g. Adam(steps, lr={phase.lr / 10:g}))"
+            if isinstance(phase, Adam)
+            else "start L-BFGS from a better Adam solution or lower LBFGS(lr=...)"
+        )
+        raise NonFiniteLossError(
+            f"{kind} {name!r} is {value} at step {g} (phase {self.phase_index} "
+            f"{phase.name!r}, step {self.phase_step} of {phase.steps}). {restored} "
+            f"What to do: {hint}; check the inputs and targets for NaN/inf and badly scaled "
+            "values; check the loss term for operations that can overflow or are undefined "
+            "(exp, log or sqrt of non-positive values, division by values near zero).",
+            term=name,
+            value=value,
+            step=g,
+            phase=phase.name,
+        )
+
+    # ------------------------------------------------------------------ dtype
+
+    def _convert(self, dtype: torch.dtype) -> None:
+        for module, original in self.dtypes:
+            if original is not None:
+                module.to(dtype)
+        self._recollect()
+        if self.best is not None:
+            self.best = [b.to(dtype) if b.is_floating_point() else b for b in self.best]
+
+    def _convert_back(self) -> None:
+        for module, original in self.dtypes:
+            if original is not None:
+                module.to(original)
+        self._recollect()
+        if self.best is not None:
+            self.best = [b.to(p.dtype) for b, p in zip(self.best, self.params, strict=True)]
+
+    def _recollect(self) -> None:
+        params = _collect_params([self.model, *self.terms])
+        if len(params) != len(self.params):  # pragma: no cover - defensive
+            raise RuntimeError("the number of trainable parameters changed during the fit.")
+        self.params = params
+        self._data = [p.detach() for p in params]
+
+    # ------------------------------------------------------------------ checkpoints
+    # ------------------------------------------------------------------ checkpoints
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        _checkpoint.atomic_save(_checkpoint.checkpoint_state(self), self.path)
+
+    def restore(self, ckpt: dict[str, Any]) -> None:
+        """Check a loaded checkpoint against this fit and restore its state."""
+        _checkpoint.restore(self, ckpt)
+
+    def _load_pending(self) -> None:
+        _checkpoint.load_pending(self)
