@@ -116,3 +116,26 @@ def test_uncertainty_sampling_beats_random_sampling() -> None:
         errors["random"].append(rmse(ensemble(seed).fit(x_rand, truth(x_rand))))
     mean_u, mean_r = np.mean(errors["uncertainty"]), np.mean(errors["random"])
     assert mean_u < 0.5 * mean_r, errors
+
+
+def test_recommendation_and_prediction_carry_the_report() -> None:
+    est = hm.HybridRegressor(
+        hidden=(8,),
+        adam_steps=10,
+        lbfgs_steps=0,
+        checks=[hm.Bounds("y0", lower=10.0, name="high")],  # impossible: sin(6x) < 10
+        check_policy="record",
+        progress=False,
+    )
+    learner = ActiveLearner(DeepEnsemble(est, n_members=2, calibration=None), POOL, seed=0)
+    assert learner.recommend(2).report is None  # cold start: nothing predicted yet
+    x0 = POOL[[0, 40, 80]]
+    learner.update(x0, truth(x0))
+    rec = learner.recommend(2)
+    assert rec.report is not None and not rec.report.passed
+    # the report is of the mean over the pool the batch was picked from
+    assert rec.report["high"].n_points == learner.pool_.shape[0]
+    pred = learner.predict(POOL[:5])
+    assert pred.report is not None and pred.report["high"].n_points == 5
+    with pytest.raises(hm.ConsistencyError):
+        learner.predict(POOL[:5], policy="raise")

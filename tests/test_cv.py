@@ -177,3 +177,29 @@ def test_hybrid_regressor_on_a_dataset_with_cells() -> None:
     # the outer ones extrapolated: interpolation is the easier task. sin(3x) varies by
     # about 1 over [0, 1]; an interpolation error below 0.1 is a loose bound for a fitted net.
     assert res.folds[1].metrics["rmse"] < 0.1
+
+
+def test_folds_carry_the_report_and_groups_come_from_a_dataframe() -> None:
+    pd = pytest.importorskip("pandas")
+    x, y, groups = grouped_data()
+    frame = pd.DataFrame({"g": groups, "x": x[:, 0], "y": y[:, 0]})
+    est = hm.HybridRegressor(
+        inputs=["x"],
+        outputs=["y"],
+        hidden=(4,),
+        adam_steps=5,
+        lbfgs_steps=0,
+        checks=[hm.Bounds("y", lower=100.0, name="high")],  # impossible: y < 6
+        check_policy="record",
+        progress=False,
+    )
+    res = cross_validate(est, frame, groups="g", cv=LeaveOneGroupOut())
+    assert [f.test_groups for f in res.folds] == [("a",), ("b",), ("c",), ("d",)]
+    for f in res.folds:
+        assert f.report is not None and not f.report.passed
+        assert f.consistency_passed is False
+        assert f.report["high"].n_points == f.test_index.size
+    assert res.to_dict()["folds"][0]["report"]["passed"] is False
+    # an estimator without checks: no report
+    plain = cross_validate(LeastSquares(), x, y, groups=groups, cv=LeaveOneGroupOut())
+    assert all(f.report is None and f.consistency_passed is None for f in plain.folds)

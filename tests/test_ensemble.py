@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+import torch
 
 import hybridml as hm
 from hybridml.estimators._ensemble import DeepEnsemble, EnsembleMemberWarning, EnsemblePrediction
@@ -160,3 +161,38 @@ def test_members_train_on_a_dask_local_cluster() -> None:
     np.testing.assert_allclose(
         ens.predict(x).members, serial.predict(x).members, rtol=1e-6, atol=1e-6
     )
+
+
+def test_ensemble_prediction_carries_the_report_of_the_checks_on_the_mean() -> None:
+    x, y = noisy(20, 0)
+    seen: list[torch.nn.Module] = []
+
+    def mean_model_matches(data: object, model: torch.nn.Module) -> bool:
+        seen.append(model)
+        return True
+
+    checks = [
+        hm.Bounds("y0", lower=10.0, name="high"),  # impossible on purpose: sin(3x) + noise < 10
+        hm.CustomCheck(mean_model_matches, name="model"),
+    ]
+    ens = DeepEnsemble(
+        small(adam_steps=20, checks=checks, check_policy="record"), n_members=3, calibration=None
+    ).fit(x, y)
+    pred = ens.predict(x)
+    assert pred.report is not None and not pred.report.passed
+    assert [r.name for r in pred.report.failures] == ["high"]
+    assert pred.report["high"].fraction_violating == 1.0
+    assert pred.columns == ("y0",)
+    # the checks ran once, on a model of the members' mean
+    (model,) = seen
+    with torch.no_grad():
+        xt = torch.as_tensor(x, dtype=torch.float32)
+        means = torch.stack([m.model_(xt) for m in ens.members_]).mean(dim=0)
+        np.testing.assert_array_equal(model(xt).numpy(), means.numpy())
+    # the members' check policy applies once to the ensemble, overridable per call
+    with pytest.raises(hm.ConsistencyError):
+        ens.predict(x, policy="raise")
+    ens.members_[0].check_policy = "warn"  # the first member's policy is the ensemble's
+    with pytest.warns(hm.ConsistencyWarning) as record:
+        ens.predict(x)
+    assert sum(issubclass(w.category, hm.ConsistencyWarning) for w in record) == 1

@@ -163,3 +163,17 @@ def test_simulator_knowledge_beats_scratch_with_few_measurements() -> None:
         assert e_tuned < min(0.1, sim_error), (seed, e_tuned)
         assert e_scratch > 3 * e_tuned, (seed, e_scratch, e_tuned)
         assert e_aug < e_scratch, (seed, e_aug, e_scratch)
+
+
+def test_augmentation_input_errors_name_the_argument_and_row() -> None:
+    xm, ym = np.array([[0.1], [0.5]]), np.array([[1.0], [2.0]])
+    xs = X_SIM.copy()
+    xs[7, 0] = np.nan
+    with pytest.raises(hm.DataError, match=r"\(synthetic\): x has the value nan at row 7"):
+        mixed_data_loss(xm, ym, xs, simulator(X_SIM))
+    with pytest.raises(hm.DataError, match=r"\(measured\): x has 2 rows but y has 1"):
+        augmented_losses(xm, ym[:1], X_SIM, simulator(X_SIM))
+    # the data term reads tensors and lists like arrays: the same loss either way
+    model = net()
+    as_lists = value(hm.DataLoss(xm.tolist(), ym.tolist()), model)
+    assert as_lists == value(hm.DataLoss(torch.as_tensor(xm), torch.as_tensor(ym)), model)

@@ -26,7 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from ._base import _as_2d, clone
+from ..checks import ConsistencyReport
+from ..data._input import as_inputs
+from ._base import clone
 from ._ensemble import DeepEnsemble
 
 __all__ = ["ActiveLearner", "Recommendation"]
@@ -44,12 +46,16 @@ class Recommendation:
             measurement, when the batch is picked to fill the space).
         score: the acquisition value when each was picked (uncertainty times the
             diversity penalty).
+        report: the consistency report of the ensemble's checks on its mean prediction
+            over the pool the batch was picked from (None before any measurement, or when
+            the estimator runs no checks).
     """
 
     index: np.ndarray
     X: np.ndarray
     uncertainty: np.ndarray
     score: np.ndarray
+    report: ConsistencyReport | None = None
 
 
 class ActiveLearner:
@@ -96,13 +102,8 @@ class ActiveLearner:
                     )
             model = DeepEnsemble(model, n_members=5, calibration=None, seed=seed)
         self.model = clone(model, calibration=None)
-        p = _as_2d(pool, "ActiveLearner: pool")
-        if p.shape[0] == 0:
-            raise ValueError(
-                "ActiveLearner: the candidate pool is empty; pass at least one candidate input."
-            )
-        if not np.isfinite(p).all():
-            raise ValueError("ActiveLearner: the candidate pool contains NaN or inf inputs.")
+        # empty pools, NaN/inf and non-numbers are refused by as_inputs, naming row and column
+        p = as_inputs(pool, what="ActiveLearner", x_name="the candidate pool").X
         if not (isinstance(diversity, float | int) and diversity >= 0):
             raise ValueError(f"ActiveLearner: diversity must be >= 0, got {diversity!r}.")
         self.diversity = float(diversity)
@@ -124,17 +125,13 @@ class ActiveLearner:
 
     # ------------------------------------------------------------------ bookkeeping
     def _add(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-        x = _as_2d(X, "X")
-        yy = _as_2d(y, "y")
+        data = as_inputs(X, y, what="ActiveLearner", require_y=True)
+        x, yy = data.X, data.y
+        assert yy is not None
         if x.shape[1] != self.pool_.shape[1]:
             raise ValueError(
                 f"ActiveLearner: the measurements have {x.shape[1]} input column(s) but the pool "
                 f"has {self.pool_.shape[1]}."
-            )
-        if x.shape[0] != yy.shape[0]:
-            raise ValueError(
-                f"ActiveLearner: X has {x.shape[0]} rows but y has {yy.shape[0]}; give one "
-                "measured target row per input row."
             )
         if self.y_ is not None and yy.shape[1] != self.y_.shape[1]:
             raise ValueError(
@@ -167,9 +164,11 @@ class ActiveLearner:
             self._stale = False
         return self.ensemble_
 
-    def predict(self, X: Any) -> Any:
-        """The ensemble's prediction (mean, std, interval) at ``X``, fitted on all data."""
-        return self.fit().predict(X)
+    def predict(self, X: Any, **kwargs: Any) -> Any:
+        """The ensemble's prediction (mean, std, interval and the consistency report of the
+        checks on the mean) at ``X``, fitted on all data; ``kwargs`` go to
+        :meth:`DeepEnsemble.predict` (``coverage``, ``policy``, ``extra``)."""
+        return self.fit().predict(X, **kwargs)
 
     # ------------------------------------------------------------------ the loop
     def recommend(self, n: int = 1) -> Recommendation:
@@ -207,7 +206,7 @@ class ActiveLearner:
         scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
         u = np.sqrt(np.sum((np.asarray(pred.std) / scale) ** 2, axis=1))
         idx, score = self._greedy(z, u, n)
-        return Recommendation(idx, self.pool_[idx].copy(), u[idx], score)
+        return Recommendation(idx, self.pool_[idx].copy(), u[idx], score, pred.report)
 
     def _greedy(self, z: np.ndarray, u: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         a = u.astype(float).copy()
@@ -256,13 +255,11 @@ class ActiveLearner:
 
     def add_candidates(self, candidates: Any) -> ActiveLearner:
         """Append candidates to the pool (e.g. newly possible experiments); returns ``self``."""
-        c = _as_2d(candidates, "candidates")
+        c = as_inputs(candidates, what="ActiveLearner.add_candidates", x_name="candidates").X
         if c.shape[1] != self.pool_.shape[1]:
             raise ValueError(
                 f"ActiveLearner.add_candidates: {c.shape[1]} input column(s), the pool has "
                 f"{self.pool_.shape[1]}."
             )
-        if not np.isfinite(c).all():
-            raise ValueError("ActiveLearner.add_candidates: candidates contain NaN or inf.")
         self.pool_ = np.concatenate([self.pool_, c])
         return self

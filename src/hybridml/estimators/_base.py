@@ -4,10 +4,14 @@ input helpers that read rows, inputs and targets from arrays or a :class:`~hybri
 
 from __future__ import annotations
 
+import abc
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..data._input import InputData
 
 __all__ = ["clone"]
 
@@ -21,9 +25,16 @@ def _is_dataset(X: Any) -> bool:
     return isinstance(X, Dataset)
 
 
+def _is_frame(X: Any) -> bool:
+    """A pandas DataFrame (duck-typed: pandas is not imported)."""
+    return hasattr(X, "columns") and hasattr(X, "iloc") and hasattr(X, "dtypes")
+
+
 def _n_rows(X: Any, what: str = "X") -> int:
     if _is_dataset(X):
         return int(X.n_rows)
+    if _is_frame(X):
+        return len(X)
     arr = np.asarray(X)
     if arr.ndim == 0:
         raise ValueError(f"{what} must be an array of rows, shape (n, d); got a scalar.")
@@ -40,22 +51,12 @@ def _as_2d(a: Any, what: str) -> np.ndarray:
 
 
 def _take(X: Any, idx: np.ndarray) -> Any:
-    """Rows ``idx`` of an array or a Dataset."""
+    """Rows ``idx`` of an array, a Dataset or a DataFrame."""
     if _is_dataset(X):
         return X.select(idx)
+    if _is_frame(X):
+        return X.iloc[idx]
     return np.asarray(X)[idx]
-
-
-def _inputs(estimator: Any, X: Any) -> np.ndarray:
-    """The numeric inputs of ``X`` as (n, d): a Dataset's ``inputs`` columns, else ``X``."""
-    if _is_dataset(X):
-        names = _param(estimator, "inputs")
-        if names is None:
-            raise ValueError(
-                f"{type(estimator).__name__}: set `inputs=` (column names) to use a Dataset."
-            )
-        return np.asarray(X.array(list(names)), dtype=float)
-    return _as_2d(X, "X")
 
 
 def _param(estimator: Any, name: str) -> Any:
@@ -66,30 +67,38 @@ def _param(estimator: Any, name: str) -> Any:
     return _param(inner, name) if inner is not None else None
 
 
+def _read(estimator: Any, X: Any, y: Any = None, *, groups: Any = None, what: str) -> InputData:
+    """``X``/``y`` through :func:`~hybridml.as_inputs`, by the estimator's ``inputs`` and
+    ``outputs`` names (a wrapper's inner estimator's): targets required."""
+    from ..data._input import as_inputs
+
+    return as_inputs(
+        X,
+        y,
+        inputs=_param(estimator, "inputs"),
+        outputs=_param(estimator, "outputs"),
+        groups=groups,
+        what=what,
+        require_y=True,
+    )
+
+
+def _inputs(estimator: Any, X: Any) -> np.ndarray:
+    """The numeric inputs of ``X`` as (n, d): a Dataset's ``inputs`` columns, else ``X``."""
+    from ..data._input import as_inputs
+
+    return as_inputs(X, inputs=_param(estimator, "inputs"), what=type(estimator).__name__).X
+
+
 def _targets(estimator: Any, X: Any, y: Any) -> np.ndarray:
     """Targets as (n, k) floats; NaN marks a value that was not measured.
 
-    With a Dataset ``X`` and no ``y``, the estimator's ``outputs`` columns are read from it
-    (a column the dataset does not have is all NaN).
+    With a Dataset or DataFrame ``X`` and no ``y``, the estimator's ``outputs`` columns are
+    read from it (a column it does not have is all NaN).
     """
-    if y is not None:
-        yy = _as_2d(y, "y")
-        n = _n_rows(X)
-        if yy.shape[0] != n:
-            raise ValueError(f"X has {n} rows but y has {yy.shape[0]}; give one target per row.")
-        return yy
-    if not _is_dataset(X):
-        raise ValueError("pass targets `y` (or a Dataset as `X` with the estimator's outputs).")
-    names = _param(estimator, "outputs")
-    if names is None:
-        raise ValueError(
-            f"{type(estimator).__name__}: set `outputs=` (column names) to use a Dataset."
-        )
-    out = np.full((X.n_rows, len(names)), np.nan)
-    for j, name in enumerate(names):
-        if name in X:
-            out[:, j] = np.asarray(X[name], dtype=float)
-    return out
+    data = _read(estimator, X, y, what=type(estimator).__name__)
+    assert data.y is not None
+    return data.y
 
 
 def _predict_array(estimator: Any, X: Any) -> tuple[np.ndarray, Any]:
@@ -157,3 +166,35 @@ class _ParamsMixin:
             if n != "self" and getattr(self, n) is not p.default and getattr(self, n) != p.default
         ]
         return f"{type(self).__name__}({', '.join(changed)})"
+
+
+class _ChecksPredictions(abc.ABC):
+    """Capability: an estimator whose predictions are checked for physics consistency.
+
+    Wrappers (:class:`~hybridml.DeepEnsemble`, :func:`~hybridml.cross_validate`, the
+    active learner) use it to run the checks of the underlying estimator once, on the
+    combined (e.g. ensemble-mean) prediction, under that estimator's check policy.
+    """
+
+    @abc.abstractmethod
+    def predict_values(self, X: Any) -> np.ndarray:
+        """The predicted values at ``X``, shape ``(n, n_outputs)``, without running checks."""
+
+    @abc.abstractmethod
+    def prediction_model(self) -> Any:
+        """The fitted model that checks evaluating the model (e.g. residuals) should use."""
+
+    @abc.abstractmethod
+    def check_prediction(
+        self,
+        X: Any,
+        values: np.ndarray,
+        *,
+        model: Any = None,
+        policy: Any = None,
+        extra: Any = None,
+    ) -> Any:
+        """Run the estimator's checks on ``values`` predicted at ``X``, apply the policy
+        (the estimator's ``check_policy`` unless ``policy`` is given) and return the
+        :class:`~hybridml.Prediction` with its report; ``model`` replaces the estimator's
+        own model for checks that evaluate it."""

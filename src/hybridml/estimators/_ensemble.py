@@ -20,13 +20,26 @@ import traceback
 import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
 
+from ..checks import ConsistencyReport, Policy
 from ..exceptions import EnsembleMemberWarning
-from ._base import _is_dataset, _n_rows, _ParamsMixin, _predict_array, _take, _targets, clone
+from ._base import (
+    _ChecksPredictions,
+    _is_dataset,
+    _is_frame,
+    _ParamsMixin,
+    _predict_array,
+    _read,
+    _take,
+    _targets,
+    clone,
+)
 
 __all__ = [
     "Calibration",
@@ -110,6 +123,11 @@ class EnsemblePrediction:
         coverage: the coverage the interval is calibrated for (None: the interval is the
             uncalibrated ``mean ± 2·std``).
         members: every member's prediction, shape ``(n_members, n, k)``.
+        report: the :class:`~hybridml.ConsistencyReport` of the members' checks (e.g. a
+            :class:`~hybridml.HybridRegressor`'s) run once on the mean, under their
+            ``check_policy``; None when the members run no checks.
+        columns: the output names (empty when the members do not name them).
+        units: column name -> unit of the inputs and outputs (as the members were fitted).
     """
 
     mean: np.ndarray
@@ -118,9 +136,28 @@ class EnsemblePrediction:
     upper: np.ndarray
     coverage: float | None
     members: np.ndarray
+    report: ConsistencyReport | None = None
+    columns: tuple[str, ...] = ()
+    units: Mapping[str, str] = field(default_factory=dict)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         return self.mean if dtype is None else self.mean.astype(dtype)
+
+
+class _MeanModel(nn.Module):
+    """The members' mean as one model, for checks that evaluate the model (residuals)."""
+
+    def __init__(self, models: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.models = nn.ModuleList(models)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.models]).mean(dim=0)
+
+
+def _as_float_2d(values: Any) -> np.ndarray:
+    arr = np.asarray(values, dtype=float)
+    return arr[:, None] if arr.ndim == 1 else arr
 
 
 def _fit_member(estimator: Any, overrides: Mapping[str, Any], X: Any, y: Any) -> tuple[bool, Any]:
@@ -276,16 +313,10 @@ class DeepEnsemble(_ParamsMixin):
             ValueError: if the calibration set is too small for the coverage.
         """
         self._validate()
-        n = _n_rows(X)
-        yy = _targets(self.estimator, X, y)
-        if groups is None and _is_dataset(X) and X.group is not None:
-            groups = np.asarray(X[X.group])
-        if groups is not None and np.asarray(groups).shape[0] != n:
-            raise ValueError(
-                f"DeepEnsemble.fit: groups has {np.asarray(groups).shape[0]} labels but X has "
-                f"{n} rows."
-            )
-        y_arg = None if (y is None and _is_dataset(X)) else yy
+        data = _read(self.estimator, X, y, groups=groups, what="DeepEnsemble.fit")
+        assert data.y is not None
+        n, yy, groups = data.n_rows, data.y, data.groups
+        y_arg = None if (y is None and (_is_dataset(X) or _is_frame(X))) else yy
         rng = np.random.default_rng(self.seed)
         if calibration_data is not None:
             train_idx, cal_idx = np.arange(n), np.arange(0)
@@ -414,17 +445,36 @@ class DeepEnsemble(_ParamsMixin):
 
     # ------------------------------------------------------------------ predict
     def _member_predictions(self, X: Any) -> np.ndarray:
-        return np.stack([_predict_array(m, X)[0] for m in self.members_])
+        # members that check their predictions give their values unchecked here: the
+        # checks run once, on the mean (see predict)
+        return np.stack(
+            [
+                _as_float_2d(m.predict_values(X))
+                if isinstance(m, _ChecksPredictions)
+                else _predict_array(m, X)[0]
+                for m in self.members_
+            ]
+        )
 
-    def predict(self, X: Any, *, coverage: float | None = None) -> EnsemblePrediction:
-        """Predict with the ensemble.
+    def predict(
+        self,
+        X: Any,
+        *,
+        coverage: float | None = None,
+        policy: Policy | str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> EnsemblePrediction:
+        """Predict with the ensemble and run the members' consistency checks on the mean.
 
         Args:
-            X: inputs, shape ``(n, d)``, or a Dataset.
+            X: inputs, shape ``(n, d)``, or a Dataset or DataFrame.
             coverage: coverage of the interval (default: the calibrated ``coverage``).
+            policy: overrides the members' ``check_policy`` for this call.
+            extra: extra columns (e.g. group labels) the checks may need, each of length n.
 
         Returns:
-            An :class:`EnsemblePrediction` (mean, std, interval, every member's values).
+            An :class:`EnsemblePrediction` (mean, std, interval, every member's values and
+            the consistency report of the mean).
         """
         self._check_fitted()
         members = self._member_predictions(X)
@@ -442,7 +492,23 @@ class DeepEnsemble(_ParamsMixin):
             cov = cal.coverage if coverage is None else float(coverage)
             q = cal.quantile if coverage is None else cal.multiplier(cov)
             half = q * np.maximum(std, self.calibration_floor_)
-        return EnsemblePrediction(mean, std, mean - half, mean + half, cov, members)
+        report, columns, units = self._check_mean(X, mean, policy, extra)
+        return EnsemblePrediction(
+            mean, std, mean - half, mean + half, cov, members, report, columns, units
+        )
+
+    def _check_mean(
+        self, X: Any, mean: np.ndarray, policy: Any, extra: Mapping[str, Any] | None
+    ) -> tuple[ConsistencyReport | None, tuple[str, ...], dict[str, str]]:
+        """The first member's checks run on the ensemble mean, with a model of the members'
+        mean, under the members' check policy (or ``policy``)."""
+        first = self.members_[0]
+        if not isinstance(first, _ChecksPredictions):
+            return None, (), {}
+        models = [m.prediction_model() for m in self.members_]
+        model = _MeanModel(models) if all(isinstance(m, nn.Module) for m in models) else None
+        pred = first.check_prediction(X, mean, model=model, policy=policy, extra=extra)
+        return pred.report, tuple(pred.columns), dict(pred.units)
 
     def coverage_score(self, X: Any, y: Any = None, *, coverage: float | None = None) -> float:
         """Fraction of measured targets of ``(X, y)`` inside their interval (achieved coverage).
@@ -450,7 +516,7 @@ class DeepEnsemble(_ParamsMixin):
         Use points not used for training or calibration.
         """
         yy = _targets(self.estimator, X, y)
-        pred = self.predict(X, coverage=coverage)
+        pred = self.predict(X, coverage=coverage, policy=Policy.RECORD)
         m = np.isfinite(yy)
         inside = (yy >= pred.lower) & (yy <= pred.upper)
         return float(inside[m].mean())
@@ -460,4 +526,4 @@ class DeepEnsemble(_ParamsMixin):
         from ._metrics import r2
 
         yy = _targets(self.estimator, X, y)
-        return r2(yy, np.asarray(self.predict(X)))
+        return r2(yy, np.asarray(self.predict(X, policy=Policy.RECORD)))

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from torch import nn
 
+from ..data._input import as_inputs
 from ..losses._base import DataLoss, LossTerm
 
 if TYPE_CHECKING:
@@ -200,16 +201,10 @@ def pretrain_finetune(
 
 
 def _xy(x: Any, y: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
-    xx = np.asarray(x, dtype=float)
-    yy = np.asarray(y, dtype=float)
-    xx = xx[:, None] if xx.ndim == 1 else xx
-    yy = yy[:, None] if yy.ndim == 1 else yy
-    if xx.ndim != 2 or yy.ndim != 2 or xx.shape[0] != yy.shape[0] or xx.shape[0] == 0:
-        raise ValueError(
-            f"{what}: x and y must be (n, d) and (n, k) arrays with the same n >= 1; got "
-            f"shapes {xx.shape} and {yy.shape}."
-        )
-    return xx, yy
+    """``x``/``y`` through :func:`~hybridml.as_inputs`: (n, d) and (n, k) floats, n >= 1."""
+    data = as_inputs(x, y, what=what, x_name="x", y_name="y", require_y=True)
+    assert data.y is not None
+    return data.X, data.y
 
 
 def mixed_data_loss(

@@ -24,7 +24,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ._base import _inputs, _is_dataset, _n_rows, _predict_array, _take, _targets, clone
+from ..checks import ConsistencyReport
+from ._base import _is_dataset, _is_frame, _n_rows, _predict_array, _read, _take, clone
 from ._metrics import DEFAULT_METRICS, mae, r2, rmse
 
 __all__ = [
@@ -55,6 +56,11 @@ class Splitter(Protocol):
         ...
 
 
+def _py(label: Any) -> Any:
+    """A NumPy scalar label as a Python value (labels of an object array already are)."""
+    return label.item() if isinstance(label, np.generic) else label
+
+
 def _group_codes(groups: Any, n: int | None, owner: str) -> tuple[np.ndarray, list[Any]]:
     if groups is None:
         raise ValueError(
@@ -71,7 +77,7 @@ def _group_codes(groups: Any, n: int | None, owner: str) -> tuple[np.ndarray, li
     order = np.argsort(first, kind="stable")
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size)
-    return rank[codes.reshape(-1)], [labels[i].item() for i in order]
+    return rank[codes.reshape(-1)], [_py(labels[i]) for i in order]
 
 
 @dataclass(frozen=True)
@@ -174,6 +180,9 @@ class FoldResult:
         consistency_passed: whether the prediction passed the model's consistency checks
             (None when the estimator's prediction carries no consistency report).
         error: ``"ExceptionType: message"`` if fitting or predicting failed, else None.
+        report: the :class:`~hybridml.ConsistencyReport` of the estimator's checks on the
+            test rows' prediction (for an ensemble: on its mean), applied under the
+            estimator's check policy; None when the estimator runs no checks or failed.
     """
 
     fold: int
@@ -184,6 +193,7 @@ class FoldResult:
     predictions: np.ndarray
     consistency_passed: bool | None = None
     error: str | None = None
+    report: ConsistencyReport | None = None
 
 
 @dataclass
@@ -241,6 +251,7 @@ class CVResult:
                     "n_test": int(f.test_index.size),
                     "metrics": dict(f.metrics),
                     "consistency_passed": f.consistency_passed,
+                    "report": None if f.report is None else f.report.to_dict(),
                     "error": f.error,
                 }
                 for f in self.folds
@@ -276,7 +287,7 @@ def _fit_predict(estimator: Any, X_train: Any, y_train: Any, X_test: Any) -> tup
         pred, raw = _predict_array(est, X_test)
         report = getattr(raw, "report", None)
         passed = None if report is None else bool(getattr(report, "passed", True))
-        return True, (pred, passed)
+        return True, (pred, passed, report)
     except Exception as exc:  # recorded per fold, reported in the result and a warning
         last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
         where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
@@ -299,11 +310,13 @@ def cross_validate(
     Args:
         estimator: anything with ``fit``/``predict``/``get_params``; a fresh copy is fitted
             per fold (the one passed in is not changed).
-        X: inputs, shape ``(n, d)``, or a :class:`~hybridml.Dataset` (then ``y`` may be
-            omitted: the estimator's ``outputs`` columns are the targets, and the dataset's
-            group column the groups).
+        X: inputs, shape ``(n, d)`` (anything :func:`~hybridml.as_inputs` reads), or a
+            :class:`~hybridml.Dataset` or DataFrame (then ``y`` may be omitted: the
+            estimator's ``outputs`` columns are the targets, and a dataset's group column
+            the groups).
         y: targets, shape ``(n, k)``; NaN marks a value that was not measured.
-        groups: one group label per row (default: the Dataset's group column).
+        groups: one group label per row, or the name of the column of ``X`` holding them
+            (default: the Dataset's group column).
         cv: the number of folds for :class:`GroupKFold`, or a splitter: a
             :class:`GroupKFold`, :class:`LeaveOneGroupOut`, or any object with a scikit-learn
             style ``split(X, y, groups)`` (e.g. ``sklearn.model_selection.GroupShuffleSplit``).
@@ -321,10 +334,9 @@ def cross_validate(
         ValueError: for missing groups, fewer groups than folds, or a splitter that yields
             an empty fold.
     """
-    n = _n_rows(X)
-    yy = _targets(estimator, X, y)
-    if groups is None and _is_dataset(X) and X.group is not None:
-        groups = np.asarray(X[X.group])
+    data = _read(estimator, X, y, groups=groups, what="cross_validate")
+    assert data.y is not None
+    n, yy, groups = data.n_rows, data.y, data.groups
     splitter: Any = GroupKFold(cv) if isinstance(cv, int) and not isinstance(cv, bool) else cv
     if not callable(getattr(splitter, "split", None)):
         raise TypeError(
@@ -339,7 +351,7 @@ def cross_validate(
     if not metric_fns:
         raise ValueError("cross_validate: metrics is empty; give at least one metric.")
     # scikit-learn splitters check len(X): give them an array, not a Dataset (a Mapping)
-    x_for_split = _inputs(estimator, X) if _is_dataset(X) else np.asarray(X)
+    x_for_split = data.X
     splits = [
         (np.asarray(tr, dtype=np.intp), np.asarray(te, dtype=np.intp))
         for tr, te in splitter.split(x_for_split, yy, groups)
@@ -353,7 +365,7 @@ def cross_validate(
                 "every fold needs both."
             )
     labels = np.asarray(groups) if groups is not None else None
-    y_arg = None if (y is None and _is_dataset(X)) else yy
+    y_arg = None if (y is None and (_is_dataset(X) or _is_frame(X))) else yy
 
     def args(tr: np.ndarray, te: np.ndarray) -> tuple[Any, Any, Any, Any]:
         return estimator, _take(X, tr), None if y_arg is None else y_arg[tr], _take(X, te)
@@ -372,7 +384,7 @@ def cross_validate(
         test_groups: tuple[Any, ...] = ()
         if labels is not None:
             _, first = np.unique(labels[te], return_index=True)
-            test_groups = tuple(labels[te][i].item() for i in sorted(first))
+            test_groups = tuple(_py(labels[te][i]) for i in sorted(first))
         if not ok:
             if raise_on_error:
                 raise RuntimeError(
@@ -393,7 +405,7 @@ def cross_validate(
                 )
             )
             continue
-        pred, passed = value
+        pred, passed, report = value
         if pred.shape != (te.size, yy.shape[1]):
             raise ValueError(
                 f"cross_validate: fold {k}: the estimator predicted shape {pred.shape} for "
@@ -401,7 +413,7 @@ def cross_validate(
             )
         oof[te] = pred
         scores = {name: float(fn(yy[te], pred)) for name, fn in metric_fns.items()}
-        folds.append(FoldResult(k, tr, te, test_groups, scores, pred, passed, None))
+        folds.append(FoldResult(k, tr, te, test_groups, scores, pred, passed, None, report))
     failed = [f for f in folds if f.error is not None]
     if failed:
         warnings.warn(

@@ -9,7 +9,7 @@ that carries the consistency report of the checks (the adapters' plus the user's
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,8 +18,10 @@ from torch import Tensor, nn
 
 from ..adapters._contract import ProvidesChecks, ProvidesConstraints, SimulatorAdapter
 from ..checks import Check, ConsistencyReport, Policy, run_checks
+from ..data._input import InputData, as_inputs
+from ..exceptions import DataError, InvalidArgumentError
 from ..losses._base import DataLoss, LossTerm
-from ._base import _ParamsMixin
+from ._base import _ChecksPredictions, _is_dataset, _is_frame, _ParamsMixin
 
 if TYPE_CHECKING:
     from ..nn import OutputTransform
@@ -40,18 +42,27 @@ class Prediction:
         columns: the output names.
         report: the consistency report of the model's checks on this prediction.
         data: the inputs and predicted outputs as named columns (what the checks saw).
+        units: column name -> unit (``""`` when none) of the inputs and outputs, as the
+            model was fitted (from a Dataset's units or the ``"Name [unit]"`` names).
     """
 
     values: np.ndarray
     columns: tuple[str, ...]
     report: ConsistencyReport
     data: dict[str, np.ndarray]
+    units: Mapping[str, str] = field(default_factory=dict)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         return self.values if dtype is None else self.values.astype(dtype)
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.data[name]
+
+    def to_frame(self) -> Any:
+        """The inputs and predicted outputs as a pandas DataFrame (needs pandas)."""
+        import pandas as pd
+
+        return pd.DataFrame({name: np.asarray(col) for name, col in self.data.items()})
 
 
 class _Affine(nn.Module):
@@ -80,7 +91,7 @@ def _masked_stats(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(var > 0, np.sqrt(var), 1.0)
 
 
-class HybridRegressor(_ParamsMixin):
+class HybridRegressor(_ParamsMixin, _ChecksPredictions):
     """A hybrid (physics + neural network) regressor in the scikit-learn convention.
 
     The network maps ``inputs`` to ``outputs``. It is fitted to the measurements and, at the
@@ -102,6 +113,10 @@ class HybridRegressor(_ParamsMixin):
         transform: an output transform for hard constraints.
         checks: extra consistency checks run by ``predict``.
         check_policy: what a failed check does in ``predict``: raise, warn or record.
+        synthetic_weight: the data-loss weight of a row a :class:`~hybridml.Dataset` marks
+            as not measured (``measured=False``: simulated, synthetic) relative to a
+            measured row's 1 (the data term stays a weighted mean; 0 leaves those rows out).
+            The default 1 weighs every row the same.
         adam_steps: Adam iterations.
         lr: Adam learning rate.
         lbfgs_steps: quasi-Newton iterations after Adam (in float64; 0 to skip).
@@ -135,6 +150,7 @@ class HybridRegressor(_ParamsMixin):
         transform: OutputTransform | None = None,
         checks: Sequence[Check] = (),
         check_policy: Policy | str = Policy.WARN,
+        synthetic_weight: float = 1.0,
         adam_steps: int = 2000,
         lr: float = 1e-3,
         lbfgs_steps: int = 200,
@@ -155,6 +171,7 @@ class HybridRegressor(_ParamsMixin):
         self.transform = transform
         self.checks = checks
         self.check_policy = check_policy
+        self.synthetic_weight = synthetic_weight
         self.adam_steps = adam_steps
         self.lr = lr
         self.lbfgs_steps = lbfgs_steps
@@ -165,57 +182,38 @@ class HybridRegressor(_ParamsMixin):
         self.checkpoint = checkpoint
 
     # ------------------------------------------------------------------ data handling
-    def _xy(self, X: Any, y: Any, *, need_y: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        from ..data._dataset import Dataset
+    def _read(self, X: Any, y: Any, what: str) -> InputData:
+        """Inputs and targets through :func:`~hybridml.as_inputs` (targets required)."""
+        return as_inputs(X, y, inputs=self.inputs, outputs=self.outputs, what=what, require_y=True)
 
-        if isinstance(X, Dataset):
-            if self.inputs is None or self.outputs is None:
-                raise ValueError(
-                    "HybridRegressor: set `inputs=` and `outputs=` (column names) to fit or "
-                    "predict from a Dataset."
-                )
-            x = X.array(list(self.inputs))
-            if not need_y:
-                return x, None
-            present = [name for name in self.outputs if name in X]
-            if not present:
-                raise ValueError(
-                    f"HybridRegressor: the dataset ({X.source}) has none of the outputs "
-                    f"{list(self.outputs)}; its columns are {X.columns}."
-                )
-            yy = np.full((X.n_rows, len(self.outputs)), np.nan)
-            for j, name in enumerate(self.outputs):
-                if name in X:
-                    yy[:, j] = np.asarray(X[name], dtype=float)
-            return x, yy
-        x = np.asarray(X, dtype=float)
-        if x.ndim == 1:
-            x = x[:, None]
-        if x.ndim != 2:
-            raise ValueError(f"HybridRegressor: X must be 2-d (n, d); got shape {x.shape}.")
-        if not need_y:
-            return x, None
-        if y is None:
-            raise ValueError("HybridRegressor.fit: pass targets `y` (or a Dataset as `X`).")
-        yy = np.asarray(y, dtype=float)
-        if yy.ndim == 1:
-            yy = yy[:, None]
-        if yy.shape[0] != x.shape[0]:
-            raise ValueError(
-                f"HybridRegressor.fit: X has {x.shape[0]} rows but y has {yy.shape[0]}."
+    def _read_inputs(self, X: Any, what: str) -> InputData:
+        """The inputs of ``X`` for a fitted model: by the fitted input names when they were
+        given or read from the data, else by position; the column count must match."""
+        by_name = getattr(self, "named_inputs_", False) and (_is_dataset(X) or _is_frame(X))
+        data = as_inputs(X, inputs=self.input_names_ if by_name else None, what=what)
+        if data.X.shape[1] != self.n_features_in_:
+            raise DataError(
+                f"{what}: X has {data.X.shape[1]} columns; the model was fitted on "
+                f"{self.n_features_in_} ({self.input_names_})."
             )
-        return x, yy
+        return data
 
-    def _names(self, n_in: int, n_out: int) -> tuple[list[str], list[str]]:
-        ins = list(self.inputs) if self.inputs is not None else [f"x{i}" for i in range(n_in)]
-        outs = list(self.outputs) if self.outputs is not None else [f"y{j}" for j in range(n_out)]
-        if len(ins) != n_in:
-            raise ValueError(f"HybridRegressor: {len(ins)} input names for {n_in} input columns.")
-        if len(outs) != n_out:
-            raise ValueError(
-                f"HybridRegressor: {len(outs)} output names for {n_out} output columns."
+    def _row_weights(self, measured: np.ndarray) -> np.ndarray | None:
+        """Per-row data-loss weights: 1 for measured rows, ``synthetic_weight`` for the
+        others; None when every row weighs the same (the loss is then exactly unweighted)."""
+        w = self.synthetic_weight
+        if isinstance(w, bool) or not isinstance(w, int | float) or not 0.0 <= w < np.inf:
+            raise InvalidArgumentError(
+                f"HybridRegressor: synthetic_weight must be a finite number >= 0, got {w!r}."
             )
-        return ins, outs
+        if measured.all() or float(w) == 1.0:
+            return None
+        if float(w) == 0.0 and not measured.any():
+            raise DataError(
+                "HybridRegressor.fit: every row is marked not measured and synthetic_weight=0 "
+                "leaves nothing to fit; raise synthetic_weight or add measured rows."
+            )
+        return np.where(measured, 1.0, float(w))
 
     # ------------------------------------------------------------------ fit / predict
     def _build_model(self, x: np.ndarray, y: np.ndarray) -> nn.Module:
@@ -250,8 +248,10 @@ class HybridRegressor(_ParamsMixin):
             net = Constrained(net, self.transform)
         return net
 
-    def _loss_terms(self, x: np.ndarray, y: np.ndarray) -> dict[str, LossTerm]:
-        losses: dict[str, LossTerm] = {"data": DataLoss(x, y)}
+    def _loss_terms(
+        self, x: np.ndarray, y: np.ndarray, measured: np.ndarray
+    ) -> dict[str, LossTerm]:
+        losses: dict[str, LossTerm] = {"data": DataLoss(x, y, self._row_weights(measured))}
         sources = [a.loss_terms() for a in self.adapters if isinstance(a, ProvidesConstraints)]
         for terms in [*sources, dict(self.physics or {})]:
             for name, term in terms.items():  # the trainer checks that each is a LossTerm
@@ -272,7 +272,11 @@ class HybridRegressor(_ParamsMixin):
         """Fit the model to measurements ``(X, y)`` (or a Dataset ``X``) and the physics.
 
         Args:
-            X: inputs, shape ``(n, d_in)``, or a :class:`~hybridml.Dataset`.
+            X: inputs, shape ``(n, d_in)`` (arrays, lists, tensors), or a
+                :class:`~hybridml.Dataset` or pandas DataFrame read by the ``inputs`` and
+                ``outputs`` column names (see :func:`~hybridml.as_inputs`). A Dataset's
+                units are kept for the predictions, and its rows marked not measured are
+                weighted by ``synthetic_weight``.
             y: targets, shape ``(n, d_out)``; NaN marks a value that was not measured.
             validation: optional ``(X_val, y_val)`` for early stopping.
 
@@ -287,16 +291,17 @@ class HybridRegressor(_ParamsMixin):
                 "HybridRegressor: quasi_newton must be 'lbfgs' or 'bfgs', got "
                 f"{self.quasi_newton!r}."
             )
-        x, yy = self._xy(X, y, need_y=True)
+        data = self._read(X, y, "HybridRegressor.fit")
+        x, yy = data.X, data.y
         assert yy is not None
-        ins, outs = self._names(x.shape[1], yy.shape[1])
+        ins, outs = list(data.input_names), list(data.output_names)
         model = self._build_model(x, yy)
-        losses = self._loss_terms(x, yy)
+        losses = self._loss_terms(x, yy, data.measured)
         val_losses = None
         if validation is not None:
-            xv, yv = self._xy(validation[0], validation[1], need_y=True)
-            assert yv is not None
-            val_losses = {"data": DataLoss(xv, yv)}
+            val = self._read(validation[0], validation[1], "HybridRegressor.fit (validation)")
+            assert val.y is not None
+            val_losses = {"data": DataLoss(val.X, val.y)}
         phases: list[Any] = [Adam(self.adam_steps, lr=self.lr)]
         if self.lbfgs_steps > 0:
             qn = BFGS if self.quasi_newton == "bfgs" else LBFGS
@@ -320,6 +325,8 @@ class HybridRegressor(_ParamsMixin):
         self.checks_ = self._all_checks()
         self.input_names_ = ins
         self.output_names_ = outs
+        self.named_inputs_ = data.named
+        self.units_ = {name: data.units.get(name, "") for name in (*ins, *outs)}
         self.n_features_in_ = x.shape[1]
         return self
 
@@ -335,24 +342,67 @@ class HybridRegressor(_ParamsMixin):
         """Predict the outputs at ``X`` and run the consistency checks on the prediction.
 
         Args:
-            X: inputs, shape ``(n, d_in)``, or a Dataset with the input columns.
+            X: inputs, shape ``(n, d_in)``, or a Dataset or DataFrame with the input columns.
             policy: overrides ``check_policy`` for this call.
             extra: extra columns (e.g. group labels) the checks may need, each of length n.
 
         Returns:
-            A :class:`Prediction` with the values and the consistency report.
+            A :class:`Prediction` with the values (named by the outputs, with their units)
+            and the consistency report.
         """
+        values = self.predict_values(X)
+        return self.check_prediction(X, values, policy=policy, extra=extra)
+
+    def prediction_model(self) -> nn.Module:
+        """The fitted torch model (what checks that evaluate the model use)."""
         self._check_fitted()
-        x, _ = self._xy(X, None, need_y=False)
-        if x.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"predict: X has {x.shape[1]} columns; the model was fitted on "
-                f"{self.n_features_in_} ({self.input_names_})."
-            )
+        return self.model_
+
+    def predict_values(self, X: Any) -> np.ndarray:
+        """The predicted outputs at ``X``, shape ``(n, n_outputs)``, without running checks
+        (what :meth:`predict` returns as ``values``)."""
+        self._check_fitted()
+        x = self._read_inputs(X, "HybridRegressor.predict").X
         param = next(iter(self.model_.parameters()), None)
         dtype = param.dtype if param is not None else torch.get_default_dtype()
         with torch.no_grad():
-            values = self.model_(torch.as_tensor(x, dtype=dtype)).detach().cpu().numpy()
+            values: np.ndarray = self.model_(torch.as_tensor(x, dtype=dtype)).detach().cpu().numpy()
+        return values
+
+    def check_prediction(
+        self,
+        X: Any,
+        values: Any,
+        *,
+        model: Any = None,
+        policy: Policy | str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Prediction:
+        """Run this model's checks on ``values`` predicted at ``X`` and apply the policy.
+
+        :meth:`predict` is ``check_prediction(X, predict_values(X))``; an ensemble calls it
+        with its mean prediction and a model of the members' mean.
+
+        Args:
+            X: the inputs the values were predicted at (as for :meth:`predict`).
+            values: predicted outputs, shape ``(n, n_outputs)``.
+            model: the model checks that evaluate the model use (default: ``model_``).
+            policy: overrides ``check_policy`` for this call.
+            extra: extra columns (e.g. group labels) the checks may need, each of length n.
+
+        Returns:
+            A :class:`Prediction` of ``values`` with the consistency report.
+        """
+        self._check_fitted()
+        x = self._read_inputs(X, "HybridRegressor.predict").X
+        values = np.asarray(values)
+        values = values[:, None] if values.ndim == 1 else values
+        if values.shape != (x.shape[0], len(self.output_names_)):
+            raise DataError(
+                f"HybridRegressor.check_prediction: values have shape {values.shape}; expected "
+                f"({x.shape[0]}, {len(self.output_names_)}) for {x.shape[0]} rows and the "
+                f"outputs {self.output_names_}."
+            )
         data: dict[str, np.ndarray] = {n: x[:, i] for i, n in enumerate(self.input_names_)}
         data.update({n: values[:, j] for j, n in enumerate(self.output_names_)})
         from ..data._dataset import Dataset
@@ -372,15 +422,16 @@ class HybridRegressor(_ParamsMixin):
         checked: Mapping[str, Any] = data
         if np.isfinite(values).all():
             checked = Dataset(data, group=group, coordinate=coordinate, source="prediction")
-        report = run_checks(self.checks_, checked, self.model_)
+        report = run_checks(self.checks_, checked, self.model_ if model is None else model)
         report.enforce(self.check_policy if policy is None else policy)
-        return Prediction(values, tuple(self.output_names_), report, data)
+        units = getattr(self, "units_", {})
+        return Prediction(values, tuple(self.output_names_), report, data, dict(units))
 
     def score(self, X: Any, y: Any = None) -> float:
         """Coefficient of determination R² of the prediction (over measured targets)."""
-        x, yy = self._xy(X, y, need_y=True)
+        yy = self._read(X, y, "HybridRegressor.score").y
         assert yy is not None
-        pred = np.asarray(self.predict(x, policy=Policy.RECORD))
+        pred = np.asarray(self.predict(X, policy=Policy.RECORD))
         mask = np.isfinite(yy)
         resid = ((pred - yy)[mask] ** 2).sum()
         total = ((yy[mask] - yy[mask].mean()) ** 2).sum()

@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..exceptions import DataError
+
 __all__ = ["DataLoss", "LossTerm"]
 
 
@@ -48,13 +50,20 @@ class DataLoss(LossTerm):
     """Mean squared error between ``model(x)`` and measured targets ``y``.
 
     A NaN in ``y`` means "not measured": that entry is left out of the loss, so a model with
-    several outputs can be fitted to measurements of only some of them.
+    several outputs can be fitted to measurements of only some of them. ``x`` and ``y`` are
+    read by :func:`~hybridml.as_inputs` (arrays, lists or tensors; a tensor's device is
+    kept) and held in torch's default dtype.
 
     Args:
-        x: inputs, shape ``(n, d_in)``.
+        x: inputs, shape ``(n, d_in)`` (1-d: one input column).
         y: targets, shape ``(n, d_out)`` (a 1-d ``y`` is treated as one output column).
-        weights: optional per-point weights, shape ``(n,)``; e.g. to down-weight
-            synthetic points against measured ones.
+        weights: optional per-point weights, shape ``(n,)``, non-negative and not all
+            zero; e.g. to down-weight synthetic points against measured ones. They are
+            scaled to mean 1, so they set the points' *relative* weights.
+
+    Raises:
+        DataError: for NaN/inf in ``x``, inf in ``y``, no rows, differing row counts,
+            targets that are all NaN, or weights of the wrong length or sign.
     """
 
     x: Tensor
@@ -63,36 +72,31 @@ class DataLoss(LossTerm):
     w: Tensor | None
 
     def __init__(self, x: Any, y: Any, weights: Any | None = None) -> None:
+        from ..data._input import as_inputs
+
         super().__init__()
-        xt = torch.as_tensor(x, dtype=torch.get_default_dtype())
-        yt = torch.as_tensor(y, dtype=torch.get_default_dtype())
-        if xt.ndim == 1:
-            xt = xt[:, None]
-        if yt.ndim == 1:
-            yt = yt[:, None]
-        if xt.shape[0] != yt.shape[0]:
-            raise ValueError(
-                f"DataLoss: x has {xt.shape[0]} rows but y has {yt.shape[0]}; "
-                "pass one target row per input row."
-            )
-        if xt.shape[0] == 0:
-            raise ValueError("DataLoss: no data points were given.")
-        if torch.isinf(yt).any() or torch.isnan(xt).any() or torch.isinf(xt).any():
-            raise ValueError("DataLoss: x and y must be finite (NaN in y marks a missing value).")
+        data = as_inputs(x, y, what="DataLoss", x_name="x", y_name="y", require_y=True)
+        assert data.y is not None
+        dtype = torch.get_default_dtype()
+        device = x.device if isinstance(x, Tensor) else None
+        xt = torch.as_tensor(data.X, dtype=dtype, device=device)
+        yt = torch.as_tensor(data.y, dtype=dtype, device=device)
         measured = ~torch.isnan(yt)
         if not measured.any():
-            raise ValueError("DataLoss: every target is NaN; there is nothing to fit.")
+            raise DataError("DataLoss: every target is NaN; there is nothing to fit.")
         self.register_buffer("x", xt)
         self.register_buffer("y", torch.where(measured, yt, torch.zeros_like(yt)))
         self.register_buffer("mask", measured.to(xt.dtype))
         if weights is None:
             self.register_buffer("w", None)
         else:
-            wt = torch.as_tensor(weights, dtype=xt.dtype).reshape(-1, 1)
+            wt = torch.as_tensor(weights, dtype=xt.dtype, device=xt.device).reshape(-1, 1)
             if wt.shape[0] != xt.shape[0]:
-                raise ValueError(
+                raise DataError(
                     f"DataLoss: weights has {wt.shape[0]} entries but x has {xt.shape[0]} rows."
                 )
+            if not bool(torch.isfinite(wt).all()) or bool((wt < 0).any()) or wt.sum() <= 0:
+                raise DataError("DataLoss: weights must be finite, non-negative and not all zero.")
             self.register_buffer("w", wt / wt.mean())
 
     def forward(self, model: nn.Module) -> Tensor:
