@@ -1,8 +1,8 @@
 """Loss terms built from a DeepXDE problem: the PDE residual and the initial/boundary conditions.
 
 The residual term evaluates the user's DeepXDE-style ``pde(x, y)``. When the model is one
-:func:`~hybridml_deepxde._taylor.taylor_supported` accepts, the input derivatives are pushed
-through the network in one forward pass (:func:`~hybridml_deepxde._taylor.taylor_jet`) and the
+:func:`~hybridml_deepxde.taylor_supported` accepts, the input derivatives are pushed through
+the network in one forward pass (the network's :meth:`hybridml.MLP.jet`) and the
 ``dde.grad.jacobian``/``dde.grad.hessian`` calls the ``pde`` makes are answered from them for the
 duration of the call; any other derivative falls back to DeepXDE's own autograd. The first
 evaluation learns which derivatives the ``pde`` asks for.
@@ -22,10 +22,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from hybridml import LossTerm
+from hybridml import MLP, Constrained, Jet, LossTerm, Precompilation
 
-from ._precompile import Precompilation
-from ._taylor import Jet, Pair, precompile_jet, taylor_jet, taylor_supported
+from ._taylor import Pair, taylor_supported
 
 __all__ = ["RAD", "RAR", "ConditionLoss", "PDEResidual", "Resampling", "UniformResampling"]
 
@@ -345,14 +344,13 @@ class PDEResidual(LossTerm):
             extra = None
             if shared:
                 extra = torch.cat([c.points.to(x.dtype) for c in shared], 0)
-            jet = taylor_jet(
-                model,
+            assert isinstance(model, MLP | Constrained)  # taylor_supported(model)
+            jet = model.jet(
                 x,
                 pairs,
-                cache=self._jet_cache,
-                points_key=key,
                 extra=extra,
                 compiled=compiled,
+                cache=self._jet_cache if key is not None else None,
             )
             misses: set[Any] = set()
             out = self._evaluate(jet.value, x, jet, misses)
@@ -407,7 +405,7 @@ class PDEResidual(LossTerm):
             dtype: the dtype then (default: the model's).
 
         Returns:
-            The :class:`~hybridml_deepxde._precompile.Precompilation` (to inspect; nothing
+            The :class:`hybridml.Precompilation` (to inspect; nothing
             needs to be done with it), or None where there is nothing to compile: the
             model is not supported by the jet, the term uses ``"autograd"``, or its pde
             needs derivatives the jet does not hold.
@@ -435,7 +433,8 @@ class PDEResidual(LossTerm):
         shared = [c for c in self._shared if c._share]
         rows = sum(int(c.points.shape[0]) for c in shared) if shared else None
         n = int(num_points or self.n_points)
-        job = precompile_jet(model, n, pairs, extra_rows=rows, dtype=dtype)
+        assert isinstance(model, MLP | Constrained)  # taylor_supported(model)
+        job = model.precompile_jet(n, pairs, extra_rows=rows, dtype=dtype)
         if job is not None:
             self._precompiled.add((n, job.spec.torch_dtype))
         return job

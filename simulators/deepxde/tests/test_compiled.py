@@ -1,7 +1,9 @@
 """The compiled Taylor-mode jet and the condition values shared with the residual's pass.
 
 Each ``compiled=True`` evaluation at a new network structure, point count or dtype compiles
-(inductor, seconds), so these tests use few, small shapes.
+(inductor, seconds), so these tests use few, small shapes. (A failing compilation and a
+failing background compilation are tested in the core's tests/test_jet.py, in processes of
+their own: a failure turns the compiled jet off for the rest of the process.)
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import warnings
 
 import pytest
 import torch
-from hybridml_deepxde import _taylor as taylor_module
 from hybridml_deepxde import _terms as terms_module
 from hybridml_deepxde import taylor_jet
 from hybridml_deepxde.examples import burgers, burgers_hard_transform
@@ -36,8 +37,6 @@ def _loss_grads(model, jet, pairs, weights):
     [(torch.nn.Tanh, torch.float64, 1e-11), (torch.nn.Sigmoid, torch.float32, 2e-5)],
 )
 def test_compiled_jet_matches_uncompiled(act, dtype, tol) -> None:
-    if not taylor_module.compile_available():
-        pytest.skip("torch.compile failed earlier in this process")
     model = hybridml.Constrained(_net(act, dtype), burgers_hard_transform())
     gen = torch.Generator().manual_seed(1)
     x = (torch.rand(33, 2, generator=gen) * 2 - torch.tensor([1.0, 0.0])).to(dtype)
@@ -66,8 +65,6 @@ def test_compiled_jet_matches_uncompiled(act, dtype, tol) -> None:
 def test_compiled_jet_without_input_scaling_or_extra_points() -> None:
     # the other branches of the compiled jet: a bare MLP (no input box, no transform), no
     # value-only points, one hidden layer
-    if not taylor_module.compile_available():
-        pytest.skip("torch.compile failed earlier in this process")
     torch.manual_seed(3)
     model = hybridml.MLP(2, 3, (6,), torch.nn.Tanh).double()
     x = torch.rand(17, 2, dtype=torch.float64)
@@ -94,8 +91,6 @@ def test_compiled_jet_without_input_scaling_or_extra_points() -> None:
 def test_each_jet_shape_compiles_apart_from_the_recompile_limit() -> None:
     # dynamo limits the compilations of one code object (8 by default): the jets of many
     # shapes in one process (RAR's growing point sets) must not share one
-    if not taylor_module.compile_available():
-        pytest.skip("torch.compile failed earlier in this process")
     torch.manual_seed(4)
     model = hybridml.MLP(2, 1, (3,), torch.nn.Tanh).double()
     with torch._dynamo.config.patch(recompile_limit=1), warnings.catch_warnings():
@@ -104,48 +99,27 @@ def test_each_jet_shape_compiles_apart_from_the_recompile_limit() -> None:
             x = torch.rand(n, 2, dtype=torch.float64)
             jet = taylor_jet(model, x, [(0, 0)], compiled=True)
             torch.testing.assert_close(jet.value, model(x), rtol=1e-12, atol=1e-12)
-    assert taylor_module.compile_available()
-
-
-def test_compile_failure_warns_once_and_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(*args, **kwargs):
-        raise RuntimeError("no C++ compiler (simulated)")
-
-    monkeypatch.setattr(taylor_module, "_COMPILE_BROKEN", [])
-    monkeypatch.setattr(taylor_module, "_COMPILED", {})
-    monkeypatch.setattr(taylor_module.torch, "compile", broken)
-    model = _net(torch.nn.Tanh, torch.float64)
-    x = torch.rand(10, 2, dtype=torch.float64)
-    ref = taylor_jet(model, x, [(0, 0)])
-    with pytest.warns(RuntimeWarning, match="simulated"):
-        jet = taylor_jet(model, x, [(0, 0)], compiled=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # only once
-        again = taylor_jet(model, x, [(0, 0)], compiled=True)
-    assert not taylor_module.compile_available()
-    for j in (jet, again):
-        torch.testing.assert_close(j.value, ref.value, rtol=0, atol=0)
-        torch.testing.assert_close(j.hess[(0, 0)], ref.hess[(0, 0)], rtol=0, atol=0)
+            assert jet.compiled
 
 
 def _record_compiled_calls(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Wrap ``_compiled_jet``: the list records, per call, whether the compiled jet served it."""
+    """Wrap ``MLP.jet``: the list records, per call asking for the compiled jet, whether the
+    compiled jet served it."""
     calls: list[bool] = []
-    original = taylor_module._compiled_jet
+    original = hybridml.MLP.jet
 
-    def counting(*args, **kwargs):
-        out = original(*args, **kwargs)
-        calls.append(out is not None)
+    def counting(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        if kwargs.get("compiled"):
+            calls.append(out.compiled)
         return out
 
-    monkeypatch.setattr(taylor_module, "_compiled_jet", counting)
+    monkeypatch.setattr(hybridml.MLP, "jet", counting)
     return calls
 
 
 def test_compiled_training_follows_autograd(monkeypatch: pytest.MonkeyPatch) -> None:
     """derivatives="compiled": the compiled jet after a few steps; the same trajectory."""
-    if not taylor_module.compile_available():
-        pytest.skip("torch.compile failed earlier in this process")
     monkeypatch.setattr(terms_module, "_COMPILE_AFTER", 2)
     calls = _record_compiled_calls(monkeypatch)
     losses = {}
@@ -193,8 +167,6 @@ def test_precompile_warms_the_cache_and_the_term_compiles_at_once(
     """PDEResidual.precompile: a child process compiles the float64 jet; the term then
     compiles from inductor's cache (hits, no misses) and uses it from its first float64
     evaluation, with the uncompiled jet's results."""
-    if not taylor_module.compile_available():
-        pytest.skip("torch.compile failed earlier in this process")
     # an inductor cache of this test's own (inherited by the child), so that a hit means
     # the child's compilation (torch's own helper: it also drops in-memory cache state)
     from torch._inductor.runtime.cache_dir_utils import temporary_cache_dir
@@ -245,20 +217,3 @@ def test_precompile_arguments_and_nothing_to_compile() -> None:
     assert pde.precompile(model) is None  # autograd derivatives: no jet to compile
     taylor = burgers(num_domain=20, num_boundary=4, num_initial=4, derivatives="taylor")
     assert taylor.loss_terms()["pde"].precompile(torch.nn.Linear(2, 1)) is None  # no MLP
-
-
-def test_a_failed_precompilation_is_reported_and_not_waited_for() -> None:
-    from hybridml_deepxde._precompile import JetSpec, start, wait_for
-
-    spec = JetSpec(
-        n=3, d=2, extra=None, scaled=False, pairs=((0, 0),), kinds=("tanh",),
-        shapes=((4, 2), (4,), (1, 4), (1,)), trainable=(True,) * 4, dtype="float1", threads=1,
-    )  # fmt: skip
-    assert JetSpec.from_json(spec.to_json()) == spec
-    job = start(spec)
-    assert start(spec) is job or job.done()  # one process per spec while it runs
-    assert not job.wait(120)
-    assert job.returncode not in (None, 0)
-    assert "'float1' is not a torch dtype" in job.output()
-    wait_for(spec)  # returns at once: nothing running
-    assert start(spec) is not job  # a failed one is started again when asked

@@ -4,7 +4,10 @@ Every model here is a :class:`torch.nn.Module`, so ``model.to(torch.float64)`` c
 all of it (networks, learnable physical parameters, buffers) at once; the trainer relies on
 that for its float64 L-BFGS phase.
 
-* :class:`MLP` — a fully connected network with optional input scaling to ``[-1, 1]``.
+* :class:`MLP` — a fully connected network with optional input scaling to ``[-1, 1]``;
+  :meth:`MLP.jet` returns a :class:`Jet`, its value with first and second input derivatives
+  at many points in one pass (Taylor mode, optionally compiled; a :class:`Precompilation`
+  compiles it in the background).
 * Hard constraints: an :class:`OutputTransform` (:class:`Bounded`, :class:`Positive`,
   :class:`HardBoundary`) applied to a network's raw output by :class:`Constrained`.
 * :class:`PhysicalParameter` — a learnable scalar kept positive or inside bounds by its
@@ -15,8 +18,10 @@ that for its float64 L-BFGS phase.
 
 from ._constraints import Bounded, Constrained, HardBoundary, OutputTransform, Positive
 from ._hybrid import UDE, LinearForcingUDE, ResidualModel
+from ._jet import Jet
 from ._mlp import MLP
 from ._parameters import PhysicalParameter
+from ._precompile import Precompilation
 
 __all__ = [
     "MLP",
@@ -24,9 +29,11 @@ __all__ = [
     "Bounded",
     "Constrained",
     "HardBoundary",
+    "Jet",
     "LinearForcingUDE",
     "OutputTransform",
     "PhysicalParameter",
     "Positive",
+    "Precompilation",
     "ResidualModel",
 ]

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import abc
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from ._jet import Jet, autograd_jet, hard_boundary_jet, normalise_pairs
+from ._mlp import MLP
+from ._precompile import Precompilation
 from ._util import _check_bounds, _name_of
 
 __all__ = ["Bounded", "Constrained", "HardBoundary", "OutputTransform", "Positive"]
@@ -226,3 +229,63 @@ class Constrained(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Evaluate the constrained network."""
         return self.transform(x, self.net(x))
+
+    @property
+    def taylor_mode(self) -> bool:
+        """Whether :meth:`jet` runs in Taylor mode: an :class:`~hybridml.MLP` in Taylor
+        mode under a :class:`HardBoundary` (other constraints: autograd)."""
+        return (
+            isinstance(self.net, MLP)
+            and self.net.taylor_mode
+            and isinstance(self.transform, HardBoundary)
+        )
+
+    def jet(
+        self,
+        x: Tensor,
+        pairs: Iterable[Sequence[int]] = (),
+        *,
+        extra: Tensor | None = None,
+        compiled: bool = False,
+        cache: dict[Any, Jet] | None = None,
+    ) -> Jet:
+        """The constrained network's value and input derivatives at ``x``, in one pass.
+
+        As :meth:`hybridml.MLP.jet` (same arguments, shapes and result). In Taylor mode
+        (:attr:`taylor_mode`) the network's jet is combined with the derivatives of the
+        :class:`HardBoundary`'s ``g`` and ``distance``, taken by autograd, by the product
+        rule; otherwise the whole jet is taken by autograd. In Taylor mode the jet is
+        differentiable with respect to the parameters, not ``x`` (``g`` and ``distance``
+        are differentiated at a detached copy of it).
+
+        Args:
+            cache: optional dict, kept by the caller for the points ``x`` only, in which
+                the jets of ``g`` and ``distance`` are kept between calls when they have
+                no trainable parameters (they do not change then). Clear it (or pass
+                another) when the points change.
+
+        See :meth:`hybridml.MLP.jet` for the other arguments and the result.
+        """
+        if not self.taylor_mode:
+            d = x.shape[1] if isinstance(x, Tensor) and x.ndim == 2 else 0
+            return autograd_jet(self, x, normalise_pairs(pairs, d, "Constrained.jet"), extra)
+        net = self.net
+        assert isinstance(net, MLP) and isinstance(self.transform, HardBoundary)
+        wanted = normalise_pairs(pairs, net.in_features, "Constrained.jet")
+        raw = net.jet(x, wanted, extra=extra, compiled=compiled)
+        return hard_boundary_jet(self.transform, raw, x, wanted, extra, cache)
+
+    def precompile_jet(
+        self,
+        n: int,
+        pairs: Iterable[Sequence[int]] = (),
+        *,
+        extra_rows: int | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Precompilation | None:
+        """Start compiling the network's jet in a background process (see
+        :meth:`hybridml.MLP.precompile_jet`); None outside Taylor mode."""
+        if not self.taylor_mode:
+            return None
+        assert isinstance(self.net, MLP)
+        return self.net.precompile_jet(n, pairs, extra_rows=extra_rows, dtype=dtype)

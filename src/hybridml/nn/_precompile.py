@@ -1,18 +1,18 @@
 """Compiling the Taylor-mode jet ahead of time, in a background process.
 
-A compiled jet (``derivatives="compiled"``) is compiled once per network structure, point
-count and dtype, which takes seconds (10-25 s for the Burgers benchmark's network on one
-core). When the shapes of a later training phase are known in advance (a float64
-quasi-Newton phase on more points after an Adam phase, say),
-:meth:`PDEResidual.precompile <hybridml_deepxde.PDEResidual.precompile>` starts that
-compilation in a separate Python process while training goes on. The process writes
-inductor's on-disk caches (the FX graph and AOTAutograd caches); when the term first
-needs the jet for those shapes it waits for the process (if still running) and then
-compiles from the warm cache in a few seconds.
+A compiled jet (:meth:`hybridml.MLP.jet` with ``compiled=True``) is compiled once per
+network structure, point count and dtype, which takes seconds (10-25 s for the Burgers
+benchmark's network on one core). When the shapes of a later training phase are known in
+advance (a float64 quasi-Newton phase on more points after an Adam phase, say),
+:meth:`hybridml.MLP.precompile_jet` starts that compilation in a separate Python process
+while training goes on. The process writes inductor's on-disk caches (the FX graph and
+AOTAutograd caches); when the jet is first needed for those shapes in this process,
+:meth:`~hybridml.MLP.jet` waits for the process (if still running) and then compiles from
+the warm cache in a few seconds.
 
 The compiled code is the same either way, so the results do not depend on whether (or how
 fast) the background compilation ran; only the wall time does. If the process fails (no C++
-compiler, say), the term compiles in process as it would have without it.
+compiler, say), the jet is compiled in process as it would have been without it.
 
 The child process runs :func:`_main` with a JSON :class:`JetSpec` on stdin (what
 :func:`start` does).
@@ -35,11 +35,11 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["JetSpec", "Precompilation"]
+__all__ = ["Precompilation"]
 
 Pair = tuple[int, int]
 
-# how long a term waits for a background compilation before compiling itself
+# how long a jet waits for a background compilation before compiling itself
 WAIT_S = 600.0
 
 
@@ -98,9 +98,9 @@ class JetSpec:
 class Precompilation:
     """A compilation of the jet running in a background process.
 
-    Returned by :meth:`PDEResidual.precompile <hybridml_deepxde.PDEResidual.precompile>`.
-    Training does not need to touch it: the term waits for it by itself. It is there to
-    ask how it went.
+    Returned by :meth:`hybridml.MLP.precompile_jet` (and the adapters' precompile methods
+    built on it). Training does not need to touch it: :meth:`hybridml.MLP.jet` waits for it
+    by itself. It is there to ask how it went.
 
     Attributes:
         spec: what is being compiled.
@@ -114,12 +114,9 @@ class Precompilation:
         self._t0 = time.perf_counter()
         self._t1: float | None = None
         env = os.environ.copy()
-        # the child finds these packages where this process found them (also when they
-        # were put on sys.path at run time rather than installed)
-        roots = [str(Path(__file__).resolve().parents[1])]
-        import hybridml
-
-        roots.append(str(Path(hybridml.__file__).resolve().parents[1]))
+        # the child finds hybridml where this process found it (also when it was put on
+        # sys.path at run time rather than installed)
+        roots = [str(Path(__file__).resolve().parents[2])]
         env["PYTHONPATH"] = os.pathsep.join(
             [*roots, *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
         )
@@ -187,7 +184,7 @@ class Precompilation:
         return f"Precompilation(n={self.spec.n}, dtype={self.spec.dtype}, {state})"
 
 
-_CHILD = "from hybridml_deepxde._precompile import _main; raise SystemExit(_main())"
+_CHILD = "from hybridml.nn._precompile import _main; raise SystemExit(_main())"
 _RUNNING: dict[JetSpec, Precompilation] = {}
 
 
@@ -251,7 +248,7 @@ def _match_lookup_module(name: str) -> None:
 
 def compile_spec(spec: JetSpec) -> None:
     """Compile the jet of ``spec`` in this process: one forward and backward pass."""
-    from ._taylor import _jet_function
+    from ._jet_compiled import _jet_function
 
     torch.set_num_threads(spec.threads)
     dtype = spec.torch_dtype
