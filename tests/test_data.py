@@ -239,8 +239,20 @@ def test_missing_column_error_is_also_a_key_error(tmp_path: Path) -> None:
 def test_from_csv_rejects_non_utf8(tmp_path: Path) -> None:
     path = tmp_path / "latin.csv"
     path.write_bytes("t,Temp [\xb0C]\n1,2\n".encode("latin-1"))
-    with pytest.raises(hm.DataError, match=r"latin\.csv.*not UTF-8"):
+    with pytest.raises(hm.DataError, match=r"latin\.csv.*line 1, column 2.*not UTF-8"):
         hm.Dataset.from_csv(path)
+    # the remedy the message names works: the file reads with its encoding
+    ds = hm.Dataset.from_csv(path, encoding="latin-1")
+    assert ds.columns == ("t", "Temp [\xb0C]") and ds.units["Temp [\xb0C]"] == "\xb0C"
+
+
+def test_from_csv_reads_gzip_by_name(tmp_path: Path) -> None:
+    import gzip
+
+    text = "t [s],y [m]\n0,1\n1,2.5\n"
+    (tmp_path / "d.csv.gz").write_bytes(gzip.compress(text.encode()))
+    (tmp_path / "d.csv").write_text(text)
+    assert hm.Dataset.from_csv(tmp_path / "d.csv.gz") == hm.Dataset.from_csv(tmp_path / "d.csv")
 
 
 def test_csv_round_trip_is_exact(tmp_path: Path) -> None:

@@ -445,6 +445,7 @@ class Dataset(Mapping[str, np.ndarray]):
         units: Mapping[str, str] | None = None,
         measured_column: str | None = None,
         delimiter: str = ",",
+        encoding: str = "utf-8",
     ) -> Dataset:
         """Read a CSV file with a header line of column names.
 
@@ -452,9 +453,10 @@ class Dataset(Mapping[str, np.ndarray]):
         and measured columns) are read, and the others are not parsed at all. Without it,
         every column is read and must be numeric (except the group column). Names and
         values are stripped of surrounding spaces; a UTF-8 byte-order mark is ignored.
+        A file whose name ends in ``.gz`` is decompressed (gzip) as it is read.
 
         Args:
-            path: the CSV file.
+            path: the CSV file (or ``.csv.gz``).
             columns: the columns to load; all when None.
             group: the column of group labels (cell, experiment), if any.
             coordinate: the column ordering rows within a group (time, cycle), if any.
@@ -462,15 +464,21 @@ class Dataset(Mapping[str, np.ndarray]):
             measured_column: a column of 1/0 (or true/false) flags that becomes the
                 measured mask (and is not a data column); all rows are measured otherwise.
             delimiter: the field separator.
+            encoding: the file's text encoding (e.g. ``"cp1252"`` or ``"latin-1"`` for
+                files some spreadsheet programs save).
 
         Returns:
             The dataset; its ``source`` is the path.
 
         Raises:
             DataError: naming the file, column and line (counting the header as line 1)
-                for a missing column, an empty, non-numeric, NaN or infinite value, a line
-                with the wrong number of fields, duplicated (group, coordinate) rows, or a
-                file without data rows.
+                for a missing column, an empty, non-numeric, NaN, infinite or huge
+                (beyond float32) value, a line with the wrong number of fields, duplicated
+                (group, coordinate) rows, or a file without data rows; naming the file (and
+                line and column where there is one) for a folder, an empty file, a binary
+                file, a zip or NumPy file, gzip data whose name does not end in ``.gz``,
+                or bytes that are not text in ``encoding``.
+            FileNotFoundError: the file does not exist.
         """
         return _io.from_csv(
             cls,
@@ -481,6 +489,7 @@ class Dataset(Mapping[str, np.ndarray]):
             units=units,
             measured_column=measured_column,
             delimiter=delimiter,
+            encoding=encoding,
         )
 
     @classmethod
@@ -513,8 +522,11 @@ class Dataset(Mapping[str, np.ndarray]):
 
         Raises:
             DataError: naming the file, column and row (0-based index, as NumPy counts)
-                for missing columns, wrong shapes, NaN or infinite values, duplicated
-                (group, coordinate) rows or empty data.
+                for missing columns, wrong shapes, NaN, infinite or huge (beyond float32)
+                values, duplicated (group, coordinate) rows or empty data; naming the file
+                for a folder, an empty, truncated or damaged file, or one that is not
+                NumPy's (CSV text, gzip data).
+            FileNotFoundError: the file does not exist.
         """
         return _io.from_numpy(
             cls,

@@ -7,17 +7,22 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
+import gzip
+import io
 import json
 import os
 import uuid
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..exceptions import DataError
+from ..exceptions import DataError, InvalidArgumentError
 from ._validate import _as_mask, _missing_column, _Rows, _where
 
 if TYPE_CHECKING:
@@ -28,6 +33,11 @@ __all__: list[str] = []
 _FORMAT = "hybridml.Dataset"
 _FORMAT_VERSION = 1
 _META_KEY = "__hybridml_dataset__"
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+_GZIP_MAGIC = b"\x1f\x8b"
+#: what reading a damaged NumPy file can raise (numpy, zipfile and zlib errors)
+_DAMAGED = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error)
 
 
 def _atomic_write(path: Path, write: Callable[[Any], None], binary: bool) -> None:
@@ -94,7 +104,7 @@ def from_npz(cls: type[Dataset], z: Any, path: Path) -> Dataset:
             )
         cols = {name: z[f"c{i}"] for i, name in enumerate(meta["columns"])}
         measured = z["measured"]
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, TypeError, *_DAMAGED) as exc:
         if isinstance(exc, DataError):
             raise
         raise DataError(
@@ -147,18 +157,14 @@ def from_csv(
     units: Mapping[str, str] | None = None,
     measured_column: str | None = None,
     delimiter: str = ",",
+    encoding: str = "utf-8",
 ) -> Dataset:
     """Read a CSV file (see :meth:`Dataset.from_csv`)."""
     path = Path(path)
     src = str(path)
+    text = _read_text(path, encoding, delimiter)
     try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            records = list(_records(csv.reader(f, delimiter=delimiter)))
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"file '{path}' is not UTF-8 text ({exc.reason} at byte {exc.start}); save it "
-            "as UTF-8 CSV."
-        ) from None
+        records = list(_records(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)))
     except csv.Error as exc:
         raise DataError(f"file '{path}' is not valid CSV: {exc}") from None
     if not records:
@@ -224,12 +230,18 @@ def from_numpy(
     src = str(path)
     rows = _Rows()
     if path.suffix.lower() == ".npy":
+        _check_numpy_file(path)
         try:
             arr = np.load(path, allow_pickle=False)
-        except ValueError as exc:
+        except _DAMAGED as exc:
+            if "allow_pickle" in str(exc):
+                raise DataError(
+                    f"file '{path}' holds an object array, which is read only by unpickling; "
+                    "store numbers only (numpy.save of a float array)."
+                ) from None
             raise DataError(
-                f"file '{path}' could not be read as a NumPy array ({exc}); object "
-                "arrays are not supported, store numbers only."
+                f"file '{path}' is a truncated or damaged .npy file ({exc}); write it again "
+                "with numpy.save."
             ) from None
         if arr.ndim == 1:
             arr = arr[:, None]
@@ -260,10 +272,15 @@ def from_numpy(
             wanted = _wanted(names, columns, group, coordinate, measured_column, src)
             try:
                 raw = {name: z[name] for name in wanted}
-            except ValueError as exc:
+            except _DAMAGED as exc:
+                if "allow_pickle" in str(exc):
+                    raise DataError(
+                        f"file '{path}' holds an array that cannot be read without pickling "
+                        f"({exc}); store numbers or strings only."
+                    ) from None
                 raise DataError(
-                    f"file '{path}' holds an array that cannot be read without pickling "
-                    f"({exc}); store numbers or strings only."
+                    f"file '{path}' is a truncated or damaged .npz file ({exc}); write it "
+                    "again (Dataset.save or numpy.savez)."
                 ) from None
     measured = None
     if measured_column is not None:
@@ -322,12 +339,16 @@ class _open_npz:
         self.z: Any = None
 
     def __enter__(self) -> Any:
+        _check_numpy_file(self.path)
         try:
             self.z = np.load(self.path, allow_pickle=False)
         except FileNotFoundError:
             raise
-        except (ValueError, OSError) as exc:
-            raise DataError(f"file '{self.path}' is not a readable .npz file ({exc}).") from None
+        except _DAMAGED as exc:
+            raise DataError(
+                f"file '{self.path}' is a truncated or damaged NumPy file "
+                f"({type(exc).__name__}: {exc}); write it again (Dataset.save or numpy.savez)."
+            ) from None
         if isinstance(self.z, np.ndarray):
             raise DataError(
                 f"file '{self.path}' holds a single array, not named arrays; read a 2-d .npy "
@@ -337,3 +358,129 @@ class _open_npz:
 
     def __exit__(self, *exc: object) -> None:
         self.z.close()
+
+
+# ------------------------------------------------------------ what a file really is
+
+
+def _not_a_folder(path: Path, kind: str) -> None:
+    """Refuse a folder given where a file belongs, listing files that might be meant."""
+    if not path.is_dir():
+        return
+    names = sorted(p.name for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    hint = f" It holds {', '.join(names[:5])}{', ...' if len(names) > 5 else ''}." if names else ""
+    raise DataError(f"'{path}' is a folder, not a {kind} file; pass the file itself.{hint}")
+
+
+def _check_numpy_file(path: Path) -> None:
+    """Refuse, by its first bytes, a file that is empty or not NumPy's (.npz or .npy)."""
+    _not_a_folder(path, "NumPy")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if not head:
+        raise DataError(
+            f"file '{path}' is empty (0 bytes): it was not written completely; write it "
+            "again (Dataset.save, numpy.savez or numpy.save)."
+        )
+    if head.startswith((*_ZIP_MAGICS, _NPY_MAGIC)):
+        return
+    if head.startswith(_GZIP_MAGIC):
+        what = "it is gzip-compressed; decompress it (gunzip) first"
+    elif all(b in b"\t\n\r" or 32 <= b < 127 or b >= 128 for b in head):
+        what = "it looks like text: read a CSV file with Dataset.from_csv"
+    else:
+        what = "write it again with Dataset.save or numpy.savez"
+    raise DataError(
+        f"file '{path}' is not a NumPy file (.npz or .npy): it does not start with their "
+        f"signature; {what}."
+    )
+
+
+def _read_text(path: Path, encoding: str, delimiter: str) -> str:
+    """The text of a CSV file; ``.gz`` files are decompressed. Anything that is not text
+    in ``encoding`` is refused naming the file, and line and column where there is one."""
+    try:
+        codec = codecs.lookup(encoding).name
+    except LookupError:
+        raise InvalidArgumentError(
+            f"encoding={encoding!r} is not a text encoding Python knows; use e.g. 'utf-8', "
+            "'cp1252' or 'latin-1'."
+        ) from None
+    _not_a_folder(path, "CSV")
+    raw = path.read_bytes()
+    if path.suffix.lower() == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataError(
+                f"file '{path}' ends in .gz but is not a complete gzip file ({exc}); "
+                "compress or download it again (or rename it if it is plain CSV text)."
+            ) from None
+    elif raw.startswith(_GZIP_MAGIC):
+        raise DataError(
+            f"file '{path}' is gzip-compressed but its name does not end in .gz; rename it "
+            f"to '{path.name}.gz' (hybridml reads .gz files directly) or decompress it (gunzip)."
+        )
+    if raw.startswith(_ZIP_MAGICS):
+        raise DataError(
+            f"file '{path}' is a zip archive (an .npz, .xlsx or .zip file), not CSV text; read "
+            "an .npz with Dataset.from_numpy, export a spreadsheet as CSV (UTF-8), or unzip it."
+        )
+    if raw.startswith(_NPY_MAGIC):
+        raise DataError(
+            f"file '{path}' is a NumPy .npy file, not CSV text; read it with "
+            "Dataset.from_numpy(path, columns=[...])."
+        )
+    wide = codec.startswith(("utf-16", "utf-32"))  # NUL bytes are normal there
+    if not wide and raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise DataError(
+            f"file '{path}' is UTF-16 text (it starts with a UTF-16 byte-order mark); pass "
+            "encoding='utf-16' or save it as UTF-8 CSV."
+        )
+    if not wide and _looks_binary(raw[:8192]):
+        line, col = _line_col(raw, raw.find(b"\x00") if b"\x00" in raw[:8192] else 0, delimiter)
+        raise DataError(
+            f"file '{path}' is a binary file, not CSV text (binary bytes from line {line}, "
+            f"column {col}); pass the CSV file (text: a header line, then one line a row)."
+        )
+    try:
+        text = raw.decode("utf-8-sig" if codec == "utf-8" else encoding)
+    except UnicodeDecodeError as exc:
+        line, col = _line_col(raw, exc.start, delimiter)
+        names = raw.split(b"\n", 1)[0].decode("utf-8", errors="replace").split(delimiter)
+        name = f" ({names[col - 1].strip()!r})" if col <= len(names) else ""
+        hint = (
+            "if it was saved as Windows-1252 or Latin-1 (e.g. by Excel), pass "
+            "encoding='cp1252' or encoding='latin-1', or save it as UTF-8 CSV"
+            if codec == "utf-8"
+            else f"pass the encoding the file was saved in (not {encoding!r}), or save it as "
+            "UTF-8 CSV"
+        )
+        raise DataError(
+            f"file '{path}', line {line}, column {col}{name}: byte 0x{raw[exc.start]:02x} is not "
+            f"{'UTF-8' if codec == 'utf-8' else encoding} text ({exc.reason}); {hint}."
+        ) from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise DataError(
+            f"file '{path}', line {line}: the line holds a NUL character (binary data); the "
+            "file is damaged or not CSV text: export the data as CSV again."
+        )
+    return text
+
+
+def _looks_binary(head: bytes) -> bool:
+    """A NUL byte, or more than 10 % control bytes (text has almost none)."""
+    if not head:
+        return False
+    if b"\x00" in head:
+        return True
+    control = sum(1 for b in head if b < 32 and b not in b"\t\n\r\f\v")
+    return control > 0.1 * len(head)
+
+
+def _line_col(raw: bytes, offset: int, delimiter: str) -> tuple[int, int]:
+    """(line, column), 1-based, of byte ``offset``: columns counted by delimiters."""
+    start = raw.rfind(b"\n", 0, offset) + 1
+    sep = delimiter.encode("utf-8", errors="replace") or b","
+    return raw.count(b"\n", 0, offset) + 1, raw[start:offset].count(sep) + 1

@@ -24,6 +24,9 @@ __all__ = ["parse_unit"]
 _UNIT_RE = re.compile(r"^(?P<base>.*?)\s*\[(?P<unit>[^\[\]]*)\]\s*$")
 _TRUE = {"1", "true", "yes", "y", "t", "measured"}
 _FALSE = {"0", "false", "no", "n", "f", "simulated"}
+#: the largest magnitude a value may have: float32's largest finite number, since models
+#: train in torch's default float32 where a larger value becomes infinite
+_MAX_ABS = float(np.finfo(np.float32).max)
 
 
 def parse_unit(name: str) -> str:
@@ -150,6 +153,16 @@ def _as_float(values: Any, column: str, source: str, rows: _Rows) -> np.ndarray:
             f"{_where(source)}: column {column!r}, {rows.one(i)}: value is "
             f"{'NaN' if math.isnan(out[i]) else 'infinite'} ({arr[i]!s}){more}. "
             "Remove the row or fill in a finite value; hybridml does not impute."
+        )
+    huge = np.flatnonzero(np.abs(out) > _MAX_ABS)
+    if huge.size:
+        i = int(huge[0])
+        more = f" ({huge.size - 1} more such value(s) in this column)" if huge.size > 1 else ""
+        raise DataError(
+            f"{_where(source)}: column {column!r}, {rows.one(i)}: value {out[i]:.6g} is "
+            f"too large (beyond +-{_MAX_ABS:.3g}, the largest float32, the precision models "
+            f"train in: it would become infinite){more}. Check the value for a typo and the "
+            "column for its unit; rescale the column if the values are right."
         )
     return out
 
