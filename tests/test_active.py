@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 import hybridml as hm
-from hybridml.estimators._active import ActiveLearner, Recommendation
-from hybridml.estimators._ensemble import DeepEnsemble
+from hybridml import ActiveLearner, DeepEnsemble, Recommendation
 
 
 def truth(x: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import hybridml as hm
-from hybridml.estimators._model_selection import (
+from hybridml import (
     CVResult,
     GroupKFold,
     LeaveOneGroupOut,

@@ -11,8 +11,13 @@ import pytest
 import torch
 
 import hybridml as hm
-from hybridml.estimators._ensemble import DeepEnsemble, EnsembleMemberWarning, EnsemblePrediction
-from hybridml.estimators._model_selection import LeaveOneGroupOut, cross_validate
+from hybridml import (
+    DeepEnsemble,
+    EnsembleMemberWarning,
+    EnsemblePrediction,
+    LeaveOneGroupOut,
+    cross_validate,
+)
 
 
 def small(**kw: object) -> hm.HybridRegressor:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import hybridml as hm
-from hybridml.estimators._finetune import (
+from hybridml import (
     augmented_losses,
     layer_names,
     mixed_data_loss,

@@ -15,12 +15,10 @@ points are exchangeable (Lei et al. 2018, "Distribution-free predictive inferenc
 
 from __future__ import annotations
 
-import math
 import traceback
 import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,6 +38,12 @@ from ._base import (
     _targets,
     clone,
 )
+from ._ensemble_results import (
+    Calibration,
+    EnsemblePrediction,
+    MemberFailure,
+    _conformal_quantile,
+)
 
 __all__ = [
     "Calibration",
@@ -48,100 +52,6 @@ __all__ = [
     "EnsemblePrediction",
     "MemberFailure",
 ]
-
-
-@dataclass(frozen=True)
-class MemberFailure:
-    """A member of an ensemble whose training failed.
-
-    Attributes:
-        index: the member's index.
-        seed: the seed it was given.
-        error: the exception type, e.g. ``"NonFiniteLossError"``.
-        message: the exception message (with where it was raised).
-    """
-
-    index: int
-    seed: int
-    error: str
-    message: str
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Split-conformal calibration of an ensemble's intervals.
-
-    Attributes:
-        coverage: the requested coverage, e.g. 0.9.
-        scores: sorted normalised errors ``|y - mean| / std`` of the calibration points,
-            one array per output column (only measured targets).
-        quantile: the interval multiplier ``q`` per output: ``mean ± q·std``.
-        achieved: the fraction of calibration points inside their interval, per output
-            (at least ``coverage`` by construction; see :meth:`DeepEnsemble.coverage_score`
-            for the coverage achieved on new data).
-    """
-
-    coverage: float
-    scores: tuple[np.ndarray, ...]
-    quantile: np.ndarray
-    achieved: np.ndarray
-
-    @property
-    def n(self) -> int:
-        """Number of calibration points (of the least measured output)."""
-        return min(s.size for s in self.scores)
-
-    def multiplier(self, coverage: float) -> np.ndarray:
-        """The multiplier ``q`` per output for another coverage level."""
-        return np.array([_conformal_quantile(s, coverage) for s in self.scores])
-
-
-def _conformal_quantile(sorted_scores: np.ndarray, coverage: float) -> float:
-    n = sorted_scores.size
-    k = math.ceil((n + 1) * coverage)
-    if k > n:
-        need = math.ceil(coverage / (1.0 - coverage))
-        raise ValueError(
-            f"DeepEnsemble: {n} calibration point(s) cannot certify a coverage of {coverage}; "
-            f"split conformal needs at least {need}. Hold out more points (calibration=) or "
-            "ask for a lower coverage."
-        )
-    return float(sorted_scores[k - 1])
-
-
-@dataclass(frozen=True)
-class EnsemblePrediction:
-    """An ensemble's prediction: mean, spread and calibrated interval.
-
-    ``np.asarray(prediction)`` gives the mean, shape ``(n, k)``.
-
-    Attributes:
-        mean: the members' mean, shape ``(n, k)``.
-        std: the members' standard deviation, shape ``(n, k)``.
-        lower: lower end of the interval, shape ``(n, k)``.
-        upper: upper end of the interval, shape ``(n, k)``.
-        coverage: the coverage the interval is calibrated for (None: the interval is the
-            uncalibrated ``mean ± 2·std``).
-        members: every member's prediction, shape ``(n_members, n, k)``.
-        report: the :class:`~hybridml.ConsistencyReport` of the members' checks (e.g. a
-            :class:`~hybridml.HybridRegressor`'s) run once on the mean, under their
-            ``check_policy``; None when the members run no checks.
-        columns: the output names (empty when the members do not name them).
-        units: column name -> unit of the inputs and outputs (as the members were fitted).
-    """
-
-    mean: np.ndarray
-    std: np.ndarray
-    lower: np.ndarray
-    upper: np.ndarray
-    coverage: float | None
-    members: np.ndarray
-    report: ConsistencyReport | None = None
-    columns: tuple[str, ...] = ()
-    units: Mapping[str, str] = field(default_factory=dict)
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        return self.mean if dtype is None else self.mean.astype(dtype)
 
 
 class _MeanModel(nn.Module):
