@@ -25,8 +25,8 @@ from ._base import _ChecksPredictions, _is_dataset, _is_frame, _ParamsMixin
 
 if TYPE_CHECKING:
     from ..nn import OutputTransform
-    from ..training._balancing import Balancer
     from ..training import EarlyStopping, History
+    from ..training._balancing import Balancer
 
 __all__ = ["HybridRegressor", "Prediction"]
 
@@ -283,8 +283,8 @@ class HybridRegressor(_ParamsMixin, _ChecksPredictions):
         Returns:
             ``self``.
         """
-        from ..training._balancing import Balancer
         from ..training import BFGS, LBFGS, Adam, Trainer
+        from ..training._balancing import Balancer
 
         if self.quasi_newton not in ("lbfgs", "bfgs"):
             raise ValueError(
