@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,3 +96,74 @@ def test_check_command_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture
     mono = next(c for c in report["checks"] if not c["passed"])
     assert mono["where"]["cycle"] == 3  # the jump up by 0.4 Ah at cycle 3
     assert abs(mono["worst_violation"] - 0.4) < 1e-9
+
+
+def _fake_plugins(root: Path) -> dict[str, str]:
+    """A distribution on ``root`` (a real ``.dist-info`` that ``importlib.metadata`` reads,
+    no mock) with two ``hybridml.commands`` entry points: ``demo``, whose command raises a
+    library error of its own, and ``broken``, whose module does not exist."""
+    (root / "hybridml_demo_cmd.py").write_text(
+        "from hybridml.exceptions import HybridMLError\n\n"
+        "class DemoError(HybridMLError, ValueError):\n"
+        "    pass\n\n"
+        "def _run(args):\n"
+        "    raise DemoError(f'cell {args.cell!r} has no data')\n\n"
+        "def add(sub):\n"
+        "    p = sub.add_parser('demo', help='a demo plug-in command')\n"
+        "    p.add_argument('--cell', default='B0005')\n"
+        "    p.set_defaults(func=_run)\n",
+        encoding="utf-8",
+    )
+    info = root / "hybridml_demo_cmd-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: hybridml-demo-cmd\nVersion: 0.1\n", encoding="utf-8"
+    )
+    (info / "entry_points.txt").write_text(
+        "[hybridml.commands]\ndemo = hybridml_demo_cmd:add\nbroken = no_such_module_xyz:add\n",
+        encoding="utf-8",
+    )
+    path = os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def _hybridml(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-c", "import sys; from hybridml.cli import main; sys.exit(main())"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, check=False)
+
+
+def test_plugin_commands_are_listed_and_a_broken_one_is_one_line(tmp_path: Path) -> None:
+    env = _fake_plugins(tmp_path)
+    out = _hybridml(["--help"], env)
+    assert out.returncode == 0
+    assert "demo" in out.stdout and "a demo plug-in command" in out.stdout
+    # the broken plug-in: one line on stderr that names it, no traceback
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, out.stderr
+    assert "'broken'" in lines[0] and "no_such_module_xyz" in lines[0]
+    assert "Traceback" not in out.stderr
+
+
+def test_library_errors_are_one_clean_line_with_status_2(tmp_path: Path) -> None:
+    # a HybridMLError subclass the CLI has never heard of, raised by a plug-in command
+    env = _fake_plugins(tmp_path)
+    out = _hybridml(["demo", "--cell", "C7"], env)
+    assert out.returncode == 2
+    err = [ln for ln in out.stderr.splitlines() if ln.strip() and "'broken'" not in ln]
+    assert err == ["hybridml demo: error: cell 'C7' has no data"]
+
+
+def test_core_command_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    preds = tmp_path / "p.csv"
+    preds.write_text("cycle,cap\n1,2.0\n2,1.9\n", encoding="utf-8")
+    checks = tmp_path / "c.toml"
+    checks.write_text(
+        '[[checks]]\ntype = "bounds"\ncolumn = "cap"\nlower = 1.0\nupper = 0.5\n', encoding="utf-8"
+    )
+    assert main(["check", str(preds), "--checks", str(checks)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("hybridml check: error: ")
+    assert "upper" in err[0]
+    # a missing file is reported the same way
+    assert main(["check", str(tmp_path / "nope.csv"), "--checks", str(checks)]) == 2
+    assert capsys.readouterr().err.startswith("hybridml check: error: ")

@@ -35,13 +35,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from hybridml_battery import (
+    Cell,
+    FadeLibrary,
+    HybridMethod,
+    NetSettings,
+    SweepDesign,
+    Window,
+    dataset_path,
+    default_cache_dir,
+    fade_library,
+    load_cells,
+)
 
-import hybridml
-from hybridml import ActiveLearner
-from hybridml.battery import Cell, load_cells
-from hybridml.battery._methods import HybridMethod, NetSettings, Window
-from hybridml.battery._physics import FadeLibrary, SweepDesign, default_cache_dir, fade_library
-from hybridml.estimators._ensemble import EnsemblePrediction
+from hybridml import ActiveLearner, EnsemblePrediction
 
 BENCHMARK = ("B0005", "B0006", "B0007", "B0018")
 STRATEGIES = ("active", "active_eol", "random")
@@ -229,7 +236,7 @@ def run(
 ) -> dict[str, Any]:
     """Run the comparison; returns a JSON-ready dict (per cell and overall)."""
     t0 = time.perf_counter()
-    cd = load_cells(hybridml.data_path("nasa_pcoe.csv"), cells=BENCHMARK)
+    cd = load_cells(dataset_path("nasa"), cells=BENCHMARK)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     library = fade_library(SweepDesign.default(quick), cache_dir=cache, workers=1)
     nets = NetSettings.default(quick)

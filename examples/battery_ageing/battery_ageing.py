@@ -7,8 +7,7 @@ Run:  python examples/battery_ageing/battery_ageing.py [--quick]
 import sys
 
 import torch
-
-from hybridml.battery import run_battery_ageing
+from hybridml_battery import run_battery_ageing
 
 # Many tiny networks train faster on one thread (this is our script, so we may set it).
 torch.set_num_threads(1)

@@ -19,17 +19,18 @@ import sys
 
 import numpy as np
 import torch
-
-from hybridml.battery import load_cells
-from hybridml.battery._methods import (
+from hybridml_battery import (
     SHRINK_GRID,
     HybridMethod,
     NetSettings,
     PhysicsMethod,
+    SweepDesign,
     Window,
+    dataset_path,
+    default_cache_dir,
+    fade_library,
+    load_cells,
 )
-from hybridml.battery._physics import SweepDesign, default_cache_dir, fade_library
-from hybridml.data._bundled import data_path
 
 torch.set_num_threads(1)
 EOL_AH = 1.4
@@ -41,7 +42,7 @@ def first_below(cycles: np.ndarray, capacity: np.ndarray) -> float | None:
 
 
 def main(ns: list[int]) -> None:
-    cells = load_cells(data_path("nasa_pcoe.csv"), cells=["B0005", "B0006", "B0007", "B0018"])
+    cells = load_cells(dataset_path("nasa"), cells=["B0005", "B0006", "B0007", "B0018"])
     library = fade_library(SweepDesign.default(False), cache_dir=default_cache_dir(), workers=1)
     ids = list(cells.cells)
     cols = ["physics-fleet", *[f"lam={lam:g}" for lam in SHRINK_GRID], "chosen"]

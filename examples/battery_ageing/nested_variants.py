@@ -27,12 +27,19 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-
-from hybridml.battery import load_cells
-from hybridml.battery._data import Cell
-from hybridml.battery._methods import HybridMethod, Method, NetSettings, PhysicsMethod, Window
-from hybridml.battery._physics import SweepDesign, default_cache_dir, fade_library
-from hybridml.data._bundled import data_path
+from hybridml_battery import (
+    Cell,
+    HybridMethod,
+    Method,
+    NetSettings,
+    PhysicsMethod,
+    SweepDesign,
+    Window,
+    dataset_path,
+    default_cache_dir,
+    fade_library,
+    load_cells,
+)
 
 torch.set_num_threads(1)
 EOL_AH = 1.4
@@ -55,7 +62,7 @@ def eol_error(method: Method, cell: Cell, n: int) -> float | None:
 
 
 def main(ns: list[int]) -> None:
-    cells = load_cells(data_path("nasa_pcoe.csv"), cells=["B0005", "B0006", "B0007", "B0018"])
+    cells = load_cells(dataset_path("nasa"), cells=["B0005", "B0006", "B0007", "B0018"])
     library = fade_library(SweepDesign.default(False), cache_dir=default_cache_dir(), workers=1)
     designs: dict[str, Callable[[int], Method]] = {
         "hybrid": lambda seed: HybridMethod(library, NetSettings(), seed),

@@ -2,6 +2,13 @@
 
 Kept light: only the standard library is imported at start, so ``hybridml --help`` is fast;
 torch and the rest load when a command needs them.
+
+Plug-in commands: a distribution adds a command to ``hybridml`` with an entry point in the
+group ``hybridml.commands`` whose value is a function ``add(subparsers)`` that registers its
+subparser on the ``add_subparsers()`` object (and sets ``func`` with ``set_defaults``, a
+function of the parsed arguments that returns the exit status). The function must import
+only the standard library: it runs each time the parser is built, ``--help`` included. A
+plug-in that fails to load is reported in one line on stderr and the other commands work.
 """
 
 from __future__ import annotations
@@ -10,12 +17,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["main"]
+__all__ = ["COMMANDS_GROUP", "build_parser", "main"]
+
+#: the entry-point group of plug-in commands
+COMMANDS_GROUP = "hybridml.commands"
 
 
 def _cmd_simulators(args: argparse.Namespace) -> int:
-    from .adapters._contract import available_simulators, capabilities, load_simulator
+    from .adapters import available_simulators, capabilities, load_simulator
 
     names = available_simulators()
     if not names:
@@ -44,7 +55,7 @@ def _print_run(run_dir: Path) -> None:
     import json
 
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    from .checks._checks import CheckResult, ConsistencyReport
+    from .checks import CheckResult, ConsistencyReport
 
     raw = json.loads((run_dir / "consistency.json").read_text(encoding="utf-8"))
     report = ConsistencyReport(tuple(CheckResult(**c) for c in raw["checks"]))
@@ -70,7 +81,7 @@ def _cmd_example(args: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     import sys as _sys
 
-    from .checks._checks import Policy, run_checks
+    from .checks import Policy, run_checks
     from .data._dataset import Dataset
     from .study._config import ConfigError, parse_checks
 
@@ -137,10 +148,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_check)
 
-    from .battery._cli import add_battery_parser
-
-    add_battery_parser(sub)
+    _add_plugin_commands(sub)
     return parser
+
+
+def _add_plugin_commands(sub: Any) -> None:
+    """Register the commands of the installed plug-ins (entry-point group
+    :data:`COMMANDS_GROUP`); one that fails is reported in one line and left out."""
+    from importlib.metadata import entry_points
+
+    seen: set[str] = set()
+    for ep in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        if ep.name in seen:  # the same distribution found twice on the path
+            continue
+        seen.add(ep.name)
+        try:
+            add = ep.load()
+            add(sub)
+        except Exception as exc:  # a broken plug-in must not break the other commands
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            print(
+                f"hybridml: plug-in command {ep.name!r} ({ep.value}) failed to load: "
+                f"{type(exc).__name__}{': ' + msg if msg else ''}",
+                file=sys.stderr,
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -150,24 +181,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    from .adapters._contract import SimulationError, UnknownSimulatorError
-    from .study._config import ConfigError
+    from .exceptions import HybridMLError
 
-    known: tuple[type[BaseException], ...] = (
-        ConfigError,
-        FileNotFoundError,
-        UnknownSimulatorError,
-        SimulationError,
-    )
-    try:
-        from .data._dataset import DataError
-
-        known = (*known, DataError)
-    except ImportError:  # pragma: no cover
-        pass
     try:
         return int(args.func(args))
-    except known as exc:
+    except (HybridMLError, OSError) as exc:  # every library error; a missing/unreadable file
         print(f"hybridml {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-BUNDLED = ("nasa_pcoe.csv", "Burgers.npz")
+BUNDLED = ("Burgers.npz",)
 
 
 def data_path(name: str) -> Path:
-    """Return the path of a bundled data set: ``"nasa_pcoe.csv"`` or ``"Burgers.npz"``.
+    """Return the path of a bundled data set: ``"Burgers.npz"``.
 
-    Their provenance is in ``hybridml/data/README.md``.
+    Its provenance is in ``hybridml/data/README.md``. (Plug-ins ship the data sets of their
+    own studies.)
     """
     if name not in BUNDLED:
         raise FileNotFoundError(

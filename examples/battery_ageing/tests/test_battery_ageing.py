@@ -14,10 +14,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from hybridml import DataError
-from hybridml.battery import BatteryDataWarning, load_cells, run_battery_ageing
-from hybridml.battery._physics import (
+from hybridml_battery import BatteryDataWarning, dataset_path, load_cells, run_battery_ageing
+from hybridml_battery._physics import (
     ONSET,
     REGEN_TAUS,
     FadeLibrary,
@@ -27,6 +25,8 @@ from hybridml.battery._physics import (
     regen_events,
     with_onsets,
 )
+
+from hybridml import DataError, sha256_file
 
 HEADER = ["cell_id", "cycle", "capacity_ah"]
 
@@ -151,8 +151,7 @@ def test_fleet_prior_sets_the_rate_when_early_points_are_flat() -> None:
 
 
 def test_physics_baseline_uses_only_the_test_cells_points() -> None:
-    from hybridml.battery._data import Cell
-    from hybridml.battery._methods import PhysicsMethod, Window
+    from hybridml_battery import Cell, PhysicsMethod, Window
 
     lib = _library()
     cycle = np.arange(1.0, 161.0)
@@ -213,7 +212,7 @@ def test_onsets_delay_the_fade_and_are_identified() -> None:
 
 
 def test_rate_factor_measures_the_cells_fade_relative_to_its_prior() -> None:
-    from hybridml.battery._methods import HybridMethod
+    from hybridml_battery import HybridMethod
 
     lib = _library()
     cycle = np.arange(1.0, 61.0)
@@ -247,7 +246,7 @@ def _regenerating(cycle: np.ndarray, s: float, tau: float) -> tuple[np.ndarray, 
 def _four_cells(lib: FadeLibrary) -> tuple[np.ndarray, list[Any]]:
     """Four noise-free cells fading along shape 2 at time scales 3.5, 4.0, 4.5 and 4.2
     (120 cycles each); returns (cycle, cells)."""
-    from hybridml.battery._data import Cell
+    from hybridml_battery import Cell
 
     cycle = np.arange(1.0, 121.0)
     cells = [
@@ -258,7 +257,7 @@ def _four_cells(lib: FadeLibrary) -> tuple[np.ndarray, list[Any]]:
 
 
 def test_hybrid_chooses_its_share_of_the_correction_on_training_cells_only() -> None:
-    from hybridml.battery._methods import SHRINK_GRID, HybridMethod, NetSettings, Window
+    from hybridml_battery import SHRINK_GRID, HybridMethod, NetSettings, Window
 
     lib = _library()
     cycle, cells = _four_cells(lib)
@@ -283,7 +282,7 @@ def test_hybrid_chooses_its_share_of_the_correction_on_training_cells_only() -> 
 
 
 def test_rate_feature_gives_the_network_the_cells_rate_factor() -> None:
-    from hybridml.battery._methods import HybridMethod, NetSettings, Window
+    from hybridml_battery import HybridMethod, NetSettings, Window
 
     lib = _library()
     cycle, cells = _four_cells(lib)
@@ -337,13 +336,58 @@ def test_regeneration_transients_are_taken_out_of_the_prior() -> None:
 
 def test_cli_module_imports_only_the_standard_library() -> None:
     code = (
-        "import sys, argparse; from hybridml.battery._cli import add_battery_parser; "
+        "import sys, argparse; from hybridml_battery._cli import add_battery_parser; "
         "p = argparse.ArgumentParser(); add_battery_parser(p.add_subparsers()); "
         "heavy = [m for m in ('torch', 'pybamm', 'numpy', 'matplotlib') if m in sys.modules]; "
         "print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_hybridml_command_lists_the_plugin_command() -> None:
+    from hybridml.cli import build_parser
+
+    # the entry point of this distribution (hybridml.commands) registered the subcommand
+    help_text = build_parser().format_help()
+    assert "battery-ageing" in help_text
+
+
+def test_unknown_dataset_lists_the_available_ones(tmp_path: Path) -> None:
+    from hybridml import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match=r"'nasaa'.*Did you mean 'nasa'.*nasa"):
+        run_battery_ageing(dataset="nasaa", out=tmp_path, progress=False)
+    path = _write(tmp_path / "d.csv", _cells())
+    with pytest.raises(InvalidArgumentError, match="not both"):
+        run_battery_ageing(path, dataset="nasa", out=tmp_path, progress=False)
+
+
+def test_cli_reports_a_bad_dataset_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hybridml.cli import main
+
+    assert main(["battery-ageing", "--dataset", "foo", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("hybridml battery-ageing: error: ")
+    assert "'foo'" in err[0] and "nasa" in err[0]
+
+
+def test_the_core_knows_nothing_of_batteries() -> None:
+    # the study, its data and its command live in this plug-in, not in src/hybridml
+    import hybridml as hm
+
+    core = Path(hm.__file__).parent
+    hits = [
+        f"{p.relative_to(core)}:{i}"
+        for p in sorted(core.rglob("*"))
+        if p.is_file() and p.suffix in (".py", ".md", ".csv", ".toml")
+        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if "battery" in line.lower() or "nasa" in line.lower()
+    ]
+    assert hits == []
+    assert not any("battery" in name.lower() for name in hm.__all__)
 
 
 # --------------------------------------------------------------------------- a real quick run
@@ -353,7 +397,7 @@ _HAS_ADAPTER = importlib.util.find_spec("hybridml_pybamm") is not None
 
 @pytest.mark.skipif(not _HAS_ADAPTER, reason="the PyBaMM adapter (simulators/pybamm) is needed")
 def test_quick_run_on_bundled_cells(tmp_path: Path) -> None:
-    from hybridml.battery._cli import main
+    from hybridml_battery._cli import main
 
     out = tmp_path / "run"
     # a fresh cache: this is the first run on a new machine
@@ -413,3 +457,14 @@ def test_quick_run_on_bundled_cells(tmp_path: Path) -> None:
     assert consistency["passed"]["hybrid"] is True
     report = (out / "report.md").read_text()
     assert "dropped" in report and "| hybrid |" in report
+    # reproducible: the manifest (as `hybridml run` writes it) and the report name the
+    # data, the protocol and the seed
+    manifest = json.loads((out / "manifest.json").read_text())
+    data = dataset_path("nasa")
+    assert manifest["inputs"]["data"] == {"path": str(data), "sha256": sha256_file(data)}
+    assert manifest["seed"] == 0 and manifest["dataset"] == "nasa"
+    assert manifest["protocol"]["known_cycles"] == 60
+    assert manifest["protocol"]["split"] == "leave one cell out"
+    assert "hybridml" in manifest["versions"] and "torch" in manifest["versions"]
+    assert not list(out.glob(".*.tmp"))  # written atomically: no temporary file left
+    assert "## Reproduce" in report and "seed: 0" in report and "`nasa`" in report

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -14,8 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from ..data._dataset import DataError
+from hybridml import DataError, InvalidArgumentError
+
 from ._data import Cell, CellData, load_cells
+from ._datasets import DATASETS, bundled_dataset
 from ._methods import (
     ABLATIONS,
     METHODS,
@@ -38,7 +41,7 @@ from ._physics import (
 
 __all__ = ["BENCHMARK_CELLS", "BatteryResult", "run_battery_ageing"]
 
-BENCHMARK_CELLS = ("B0005", "B0006", "B0007", "B0018")
+BENCHMARK_CELLS: tuple[str, ...] = DATASETS["nasa"].cells or ()
 N_CURVE = (20, 40, 60, 80)
 COVERAGE = 0.9
 # largest capacity regeneration step seen in the NASA data (README: 20-150 mAh): a
@@ -130,7 +133,7 @@ class _Fold:
 
 def _checks(initial: float) -> list[Any]:
     """Physics-consistency checks of one cell's predictions."""
-    from ..checks import Bounds, CustomCheck, Monotone
+    from hybridml import Bounds, CustomCheck, Monotone
 
     def interval_ordered(data: Any, model: Any = None) -> Any:
         lo = np.asarray(data["capacity_ah_lower"], dtype=float)
@@ -178,6 +181,7 @@ class _Log:
 def run_battery_ageing(
     data: str | Path | None = None,
     *,
+    dataset: str | None = None,
     cells: Sequence[str] | None = None,
     known_cycles: int = 60,
     every: int = 1,
@@ -197,17 +201,21 @@ def run_battery_ageing(
     the test cell's cycles <= ``known_cycles`` (every ``every``-th), and predicts its
     capacity at every later measured cycle, with a 90 % interval where the method has
     one, and its end-of-life (EOL) cycle. Writes ``predictions.csv``, ``metrics.json``,
-    ``consistency.json``, ``figures/*.png`` and ``report.md`` to ``out``.
+    ``consistency.json``, ``figures/*.png``, ``report.md`` and ``manifest.json`` (data
+    hash, seed, protocol, versions and command, as ``hybridml run`` writes it; see
+    :func:`hybridml.run_manifest`) to ``out``.
 
     Args:
         data: CSV with columns ``cell_id, cycle, capacity_ah`` (see
-            :func:`hybridml.battery.load_cells`); None: the bundled NASA PCoE cells
-            B0005, B0006, B0007, B0018.
-        cells: cell ids to use (all cells of the file; the four benchmark cells for the
-            bundled data).
+            :func:`hybridml_battery.load_cells`); None: the bundled data set ``dataset``.
+        dataset: the name of a bundled data set (:data:`hybridml_battery.DATASETS`) when
+            ``data`` is None; default ``"nasa"``, the NASA PCoE cells B0005, B0006, B0007,
+            B0018. Give at most one of ``data`` and ``dataset``.
+        cells: cell ids to use (all cells of the file; a bundled data set's default cells,
+            e.g. the four benchmark cells of ``"nasa"``).
         known_cycles: N, the last cycle the model sees of a test cell.
         every: use every K-th of the known cycles.
-        eol_ah: EOL capacity [A.h] (default 1.4 for the bundled data).
+        eol_ah: EOL capacity [A.h] (default 1.4 for the bundled NASA cells).
         eol_fraction: EOL as a fraction of each cell's initial capacity (mean of its first
             5 cycles); default 0.8 for your own data. Give at most one of the two.
         out: output folder.
@@ -225,19 +233,25 @@ def run_battery_ageing(
 
     Raises:
         hybridml.DataError: invalid data or settings (the message names the cell/row).
+        hybridml.InvalidArgumentError: an unknown ``dataset`` (the message lists the
+            available ones), or both ``data`` and ``dataset``.
         hybridml.SimulationError: the PyBaMM sweep failed.
     """
     t_start = time.perf_counter()
     log = _Log(progress)
+    if data is not None and dataset is not None:
+        raise InvalidArgumentError(
+            f"give either data (--data, got {str(data)!r}) or dataset (--dataset, got "
+            f"{dataset!r}), not both."
+        )
     bundled = data is None
     if bundled:
-        from ..data._bundled import data_path
-
-        data = data_path("nasa_pcoe.csv")
-        if cells is None:
-            cells = list(BENCHMARK_CELLS)
+        info = bundled_dataset(dataset or "nasa")
+        data = info.path
+        if cells is None and info.cells is not None:
+            cells = list(info.cells)
         if eol_ah is None and eol_fraction is None:
-            eol_ah = 1.4
+            eol_ah, eol_fraction = info.eol_ah, info.eol_fraction
     if eol_ah is not None and eol_fraction is not None:
         raise DataError("give either eol_ah (--eol-ah) or eol_fraction (--eol-fraction), not both.")
     if eol_ah is None and eol_fraction is None:
@@ -313,6 +327,7 @@ def run_battery_ageing(
     settings = {
         "data": str(cd.source),
         "bundled": bundled,
+        "dataset": (dataset or "nasa") if bundled else None,
         "cells": ids,
         "known_cycles": int(known_cycles),
         "every": int(every),
@@ -350,8 +365,9 @@ def run_battery_ageing(
     _write_predictions(out / "predictions.csv", main_folds)
     seconds = time.perf_counter() - t_start
     metrics["settings"]["seconds"] = round(seconds, 1)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-    (out / "consistency.json").write_text(json.dumps(consistency, indent=2), encoding="utf-8")
+    _write_json(out / "metrics.json", metrics)
+    _write_json(out / "consistency.json", consistency)
+    _write_json(out / "manifest.json", _manifest(settings, cd))
     log("figures")
     from ._report import write_figures, write_report
 
@@ -360,6 +376,44 @@ def run_battery_ageing(
     seconds = time.perf_counter() - t_start
     log(f"done in {seconds:.1f}s; outputs in {out}")
     return BatteryResult(out=out, metrics=metrics, consistency=consistency, seconds=seconds)
+
+
+def _protocol(settings: dict[str, Any]) -> dict[str, Any]:
+    """The protocol of a run, as the manifest and the report name it."""
+    return {
+        "split": "leave one cell out",
+        "known_cycles": settings["known_cycles"],
+        "every": settings["every"],
+        "eol_ah": settings["eol_ah"],
+        "eol_fraction": settings["eol_fraction"],
+        "known_curve": settings["known_curve"],
+        "coverage": settings["coverage"],
+        "quick": settings["quick"],
+    }
+
+
+def _manifest(settings: dict[str, Any], cd: CellData) -> dict[str, Any]:
+    """``manifest.json``: what a colleague needs to reproduce the run."""
+    from hybridml import run_manifest
+
+    from . import __version__
+
+    return run_manifest(
+        seed=int(settings["seed"]),
+        inputs={"data": cd.source},
+        study="battery-ageing",
+        plugin={"hybridml-battery": __version__},
+        dataset=settings["dataset"],
+        cells=list(settings["cells"]),
+        protocol=_protocol(settings),
+    )
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON atomically: a reader never sees a half-written file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _window_problem(cell: Cell, window: Window) -> str | None:
@@ -512,7 +566,7 @@ def _curve(cd: CellData, folds: list[_Fold], thresholds: dict[str, float]) -> li
 
 
 def _consistency(cd: CellData, folds: list[_Fold]) -> dict[str, Any]:
-    from ..checks import run_checks
+    from hybridml import run_checks
 
     out: dict[str, Any] = {"cells": {}, "passed": {}}
     for f in folds:

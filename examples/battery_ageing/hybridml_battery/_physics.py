@@ -206,8 +206,8 @@ def with_onsets(library: FadeLibrary, onsets: Sequence[int]) -> FadeLibrary:
 
 
 def _adapter_class() -> Any:
-    """The PyBaMM adapter class, from the plug-in registry (or the source tree)."""
-    from ..adapters import UnknownSimulatorError, load_simulator
+    """The PyBaMM adapter class, from the plug-in registry (or the installed package)."""
+    from hybridml import SimulationError, UnknownSimulatorError, load_simulator
 
     try:
         return load_simulator("pybamm")
@@ -218,14 +218,6 @@ def _adapter_class() -> Any:
 
         return PyBaMMAdapter
     except ImportError:
-        pass
-    try:
-        from hybridml_pybamm._adapter import PyBaMMAdapter
-
-        return PyBaMMAdapter
-    except ImportError:
-        from ..adapters._contract import SimulationError
-
         raise SimulationError(
             "the battery-ageing study needs the PyBaMM adapter: install it with "
             "`pip install -e simulators/pybamm` (it needs pybamm)."
@@ -255,7 +247,7 @@ def fade_library(
     """
     import time
 
-    from ..adapters._contract import SimulationError
+    from hybridml import SimulationError
 
     t0 = time.perf_counter()
     adapter = _adapter_class()(

@@ -216,6 +216,20 @@ def write_report(
     ]
     for fail in sw["failures"]:
         lines.append(f"- failed simulation: {fail}")
+    data = f"bundled data set `{s['dataset']}`" if s.get("dataset") else "your file"
+    lines += [
+        "",
+        "## Reproduce",
+        "",
+        f"- data: {data}, `{s['data']}` (its SHA-256 is in `manifest.json`)",
+        f"- protocol: leave one cell out over {len(s['cells'])} cells; N = "
+        f"{s['known_cycles']}{every}; EOL at {eol}; error vs N at "
+        f"{', '.join(str(n) for n in s['known_curve'])}; {s['coverage']:.0%} intervals"
+        f"{'; quick run' if s['quick'] else ''}",
+        f"- seed: {s['seed']}",
+        "- `manifest.json` holds the command, the data hash, the seed, the protocol and the "
+        "versions of the packages.",
+    ]
     lines += ["", "## Data: what was used and what was dropped", ""]
     n_used = sum(len(c.cycle) for c in cd.cells.values())
     lines.append(

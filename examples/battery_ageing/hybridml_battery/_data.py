@@ -10,6 +10,7 @@ never dropped silently.
 from __future__ import annotations
 
 import csv
+import gzip
 import itertools
 import math
 import warnings
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data._dataset import DataError
+from hybridml import DataError, HybridMLWarning
 
 __all__ = [
     "OPTIONAL_COLUMNS",
@@ -28,6 +29,7 @@ __all__ = [
     "Cell",
     "CellData",
     "DroppedRow",
+    "known_mask",
     "load_cells",
 ]
 
@@ -42,7 +44,7 @@ OPTIONAL_COLUMNS = (
 _MISSING = {"", "nan", "na", "n/a", "none", "null"}
 
 
-class BatteryDataWarning(UserWarning):
+class BatteryDataWarning(HybridMLWarning):
     """A row of the battery data was dropped or looks suspicious (the message says which)."""
 
 
@@ -130,7 +132,8 @@ def load_cells(
     """Read and validate a battery-ageing CSV.
 
     Args:
-        path: the CSV file (one row per cell and discharge cycle).
+        path: the CSV file (one row per cell and discharge cycle), or a gzip-compressed
+            one (``.csv.gz``).
         cells: the cell ids to keep (all cells when None); an unknown id is an error that
             lists the cells in the file.
         min_points: the least number of usable rows a cell must have.
@@ -152,7 +155,8 @@ def load_cells(
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"battery data file '{path}' does not exist.")
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         try:
             header = [h.strip() for h in next(reader)]

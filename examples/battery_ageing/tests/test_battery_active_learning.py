@@ -11,12 +11,10 @@ from types import ModuleType
 
 import numpy as np
 import pytest
-
-import hybridml
-from hybridml.battery import load_cells
+from hybridml_battery import dataset_path, load_cells
 
 _HAS_ADAPTER = importlib.util.find_spec("hybridml_pybamm") is not None
-_SCRIPT = Path(__file__).parents[1] / "examples" / "battery_ageing" / "active_learning.py"
+_SCRIPT = Path(__file__).parents[1] / "active_learning.py"
 
 
 @pytest.mark.skipif(not _HAS_ADAPTER, reason="the PyBaMM adapter (simulators/pybamm) is needed")
@@ -34,7 +32,7 @@ def test_quick_demo_recommends_unmeasured_cycles_and_tracks_eol(
     assert json.loads(out_json.read_text())["measurements"] == [0, 3, 6]
     assert Path(res["figure"]).stat().st_size > 0
 
-    cell = load_cells(hybridml.data_path("nasa_pcoe.csv"), cells=["B0006"]).cells["B0006"]
+    cell = load_cells(dataset_path("nasa"), cells=["B0006"]).cells["B0006"]
     c = res["cells"]["B0006"]
     # B0006 first reaches 1.4 Ah at cycle 109 in the bundled data
     assert c["eol_true"] == 109.0

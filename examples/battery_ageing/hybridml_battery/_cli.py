@@ -20,6 +20,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         result = run_battery_ageing(
             args.data,
+            dataset=args.dataset,
             cells=args.cells,
             known_cycles=args.known_cycles,
             every=args.every,
@@ -50,15 +51,21 @@ def add_battery_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="predict capacity fade and end of life of battery cells from early cycles",
         description=(
             "Leave-one-cell-out prediction of capacity fade and end of life (EOL): a hybrid "
-            "of PyBaMM fade physics and a network correction with a 90 %% interval, "
+            "of PyBaMM fade physics and a network correction with a 90 % interval, "
             "against nn, physics and empirical baselines. With no --data it runs the "
             "bundled NASA PCoE cells B0005, B0006, B0007, B0018 (N=60, EOL 1.4 Ah)."
         ),
     )
-    p.add_argument(
+    data = p.add_mutually_exclusive_group()
+    data.add_argument(
         "--data",
         metavar="FILE.csv",
         help="CSV with columns cell_id, cycle, capacity_ah (default: bundled NASA cells)",
+    )
+    data.add_argument(
+        "--dataset",
+        metavar="NAME",
+        help="a bundled data set: nasa (default)",
     )
     p.add_argument("--cells", nargs="+", metavar="ID", help="cell ids to use (default: all)")
     p.add_argument(
@@ -120,12 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     add_battery_parser(sub)
     args = parser.parse_args(["battery-ageing", *(sys.argv[1:] if argv is None else argv)])
-    from ..adapters._contract import SimulationError
-    from ..data._dataset import DataError
+    from hybridml.exceptions import HybridMLError
 
     try:
         return int(args.func(args))
-    except (DataError, FileNotFoundError, SimulationError) as exc:
+    except (HybridMLError, OSError) as exc:
         print(f"hybridml battery-ageing: error: {exc}", file=sys.stderr)
         return 2
 

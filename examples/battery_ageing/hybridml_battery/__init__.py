@@ -1,0 +1,114 @@
+"""hybridml-battery: the battery-ageing study, a plug-in of hybridml.
+
+Predict capacity fade and end of life of cells from their early cycles::
+
+    from hybridml_battery import run_battery_ageing
+    result = run_battery_ageing(known_cycles=60, eol_ah=1.4, out="runs/battery")
+    print(result.summary())
+
+The plug-in adds the command ``hybridml battery-ageing`` (entry-point group
+``hybridml.commands``) and ships the NASA PCoE battery data (``dataset_path("nasa")``,
+provenance in ``hybridml_battery/data/README.md``). It is built on the public API of
+``hybridml`` and of the PyBaMM adapter ``hybridml_pybamm``.
+
+Names are imported lazily so that the ``hybridml`` command stays fast; torch is imported
+when a method trains and PyBaMM only when a study runs its sweep.
+"""
+
+# ruff: noqa: F401 (the TYPE_CHECKING imports are for type checkers; names resolve lazily)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    # the study
+    "run_battery_ageing": "_study",
+    "BatteryResult": "_study",
+    "BENCHMARK_CELLS": "_study",
+    # data
+    "load_cells": "_data",
+    "known_mask": "_data",
+    "Cell": "_data",
+    "CellData": "_data",
+    "DroppedRow": "_data",
+    "BatteryDataWarning": "_data",
+    "DATASETS": "_datasets",
+    "BundledDataset": "_datasets",
+    "bundled_dataset": "_datasets",
+    "dataset_path": "_datasets",
+    # methods
+    "ABLATIONS": "_methods",
+    "METHODS": "_methods",
+    "SHRINK_GRID": "_methods",
+    "EmpiricalMethod": "_methods",
+    "HybridMethod": "_methods",
+    "Method": "_methods",
+    "NNMethod": "_methods",
+    "NetSettings": "_methods",
+    "PhysicsMethod": "_methods",
+    "Window": "_methods",
+    # physics prior
+    "FadeLibrary": "_physics",
+    "FleetPrior": "_physics",
+    "PhysicsPrior": "_physics",
+    "SweepDesign": "_physics",
+    "default_cache_dir": "_physics",
+    "fade_library": "_physics",
+    "fleet_prior": "_physics",
+    "identify": "_physics",
+    "with_onsets": "_physics",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hybridml_battery' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._data import (
+        BatteryDataWarning,
+        Cell,
+        CellData,
+        DroppedRow,
+        known_mask,
+        load_cells,
+    )
+    from ._datasets import DATASETS, BundledDataset, bundled_dataset, dataset_path
+    from ._methods import (
+        ABLATIONS,
+        METHODS,
+        SHRINK_GRID,
+        EmpiricalMethod,
+        HybridMethod,
+        Method,
+        NetSettings,
+        NNMethod,
+        PhysicsMethod,
+        Window,
+    )
+    from ._physics import (
+        FadeLibrary,
+        FleetPrior,
+        PhysicsPrior,
+        SweepDesign,
+        default_cache_dir,
+        fade_library,
+        fleet_prior,
+        identify,
+        with_onsets,
+    )
+    from ._study import BENCHMARK_CELLS, BatteryResult, run_battery_ageing
