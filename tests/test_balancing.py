@@ -9,9 +9,16 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from hybridml.losses._base import DataLoss
-from hybridml.training import LBFGS, Adam, Trainer
-from hybridml.training._balancing import Balancer, FixedWeights, LRAnnealing, ReLoBRaLo
+from hybridml.losses import DataLoss
+from hybridml.training import (
+    LBFGS,
+    Adam,
+    Balancer,
+    FixedWeights,
+    LRAnnealing,
+    ReLoBRaLo,
+    Trainer,
+)
 
 
 def roundtrip(state: dict) -> dict:

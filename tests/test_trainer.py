@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from hybridml.losses._base import DataLoss, LossTerm
+from hybridml.losses import DataLoss, LossTerm
 from hybridml.training import (
     BFGS,
     LBFGS,
@@ -21,10 +21,10 @@ from hybridml.training import (
     EarlyStopping,
     History,
     NonFiniteLossError,
+    ReLoBRaLo,
     StepInfo,
     Trainer,
 )
-from hybridml.training._balancing import ReLoBRaLo
 
 
 def make_net(seed: int = 0, width: int = 16, n_in: int = 1) -> nn.Module:

@@ -4,7 +4,8 @@ from ..exceptions import NonFiniteLossError
 from ._balancing import Balancer, FixedWeights, LRAnnealing, ReLoBRaLo
 from ._bfgs import SelfScaledBFGS
 from ._history import History, StepInfo
-from ._phases import BFGS, LBFGS, Adam
+from ._phase import Converged, Phase
+from ._phases import BFGS, LBFGS, Adam, default_phases
 from ._stopping import EarlyStopping
 from ._trainer import Trainer
 
@@ -13,13 +14,16 @@ __all__ = [
     "LBFGS",
     "Adam",
     "Balancer",
+    "Converged",
     "EarlyStopping",
     "FixedWeights",
     "History",
     "LRAnnealing",
     "NonFiniteLossError",
+    "Phase",
     "ReLoBRaLo",
     "SelfScaledBFGS",
     "StepInfo",
     "Trainer",
+    "default_phases",
 ]

@@ -17,9 +17,8 @@ from ..exceptions import NonFiniteLossError
 from ..losses._base import LossTerm
 from . import _checkpoint
 from ._balancing import Balancer
-from ._bfgs import SelfScaledBFGS
 from ._history import History, StepInfo
-from ._phases import _MAX_LINE_SEARCH_EVALS, BFGS, LBFGS, Adam, Phase, _can_fuse, _flat
+from ._phase import Converged, Phase
 
 if TYPE_CHECKING:
     from ._trainer import Trainer
@@ -121,6 +120,7 @@ class _Engine:
         self.bar: Any = None
         self.bar_on = False
         self._first: tuple[list[float], float] | None = None
+        self._checked = False
         self._cache: tuple[list[Tensor], list[Tensor | None], list[float], float, Tensor] | None
         self._cache = None
 
@@ -139,10 +139,7 @@ class _Engine:
                 return
             while self.phase_index < len(self.phases):
                 phase = self.phases[self.phase_index]
-                if isinstance(phase, Adam):
-                    self._run_adam(phase)
-                else:
-                    self._run_lbfgs(phase)  # LBFGS or BFGS
+                self._run_phase(phase)
                 if self.bar_on and self.history.loss:
                     self.bar.set_postfix(loss=f"{self.history.loss[-1]:.3e}", refresh=True)
                 if self.stopped:
@@ -173,141 +170,61 @@ class _Engine:
 
     # ------------------------------------------------------------------ phases
 
-    def _run_adam(self, phase: Adam) -> None:
-        self._load_pending()
-        opt = torch.optim.Adam(self.params, lr=phase.lr, fused=_can_fuse(self.params) or None)
-        if self.optimizer_state is not None:
-            opt.load_state_dict(self.optimizer_state)
-            self.optimizer_state = None
-        self.optimizer = opt
-        group = opt.param_groups[0]
-        model, terms = self.model, self.terms
-        n_terms = len(terms)
-        resample = phase.resample_every
-        decay = phase.lr_decay
-        track_val = bool(self.val_terms)
-        start = self.phase_step
-        for k in range(start, phase.steps):
-            g = self.global_step
-            if resample is not None and k % resample == 0:
-                for term in terms:
-                    term.resample(self.generator)
-            if decay is not None:
-                group["lr"] = phase.lr * decay ** (k / phase.steps)
-            val = None
-            if track_val and g % self.val_every == 0:
-                val = self._eval_val()
-                if self._observe_val(val):
-                    return
-            values = [term(model) for term in terms]
-            if k == start:
-                self._check_values(values)
-            if n_terms <= 4:  # cheaper than stack + tolist for a few terms on the CPU
-                floats = [v.item() for v in values]
-            else:
-                floats = torch.stack([v.detach() for v in values]).tolist()
-            unweighted = sum(floats)
-            if not math.isfinite(unweighted):
-                self._raise_nonfinite(floats, phase)
-            if not track_val and unweighted < self.best_value:
-                self._snapshot(unweighted, g)
-            w = self._weights_for(g, values)
-            total = values[0] if w[0] == 1.0 else values[0] * w[0]
-            total_f = w[0] * floats[0]
-            for i in range(1, n_terms):
-                total = total + (values[i] if w[i] == 1.0 else values[i] * w[i])
-                total_f += w[i] * floats[i]
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            opt.step()
-            self._completed(phase, k, total_f, floats, w, val, stop=False)
-
-    def _run_lbfgs(self, phase: LBFGS | BFGS) -> None:
-        """An L-BFGS or BFGS phase (the same loop: one closure-driven iteration per step)."""
+    def _run_phase(self, phase: Phase) -> None:
+        """Run ``phase`` from step ``phase_step``: one :meth:`Phase.step` per trainer step."""
         dtype = phase.dtype
         convert = dtype is not None and any(d is not None and d != dtype for _, d in self.dtypes)
         try:
             if convert and dtype is not None:
                 self._convert(dtype)
             self._load_pending()
-            opt: torch.optim.LBFGS
-            if isinstance(phase, BFGS):
-                opt = SelfScaledBFGS(
-                    self.params,
-                    lr=phase.lr,
-                    max_iter=1,
-                    max_eval=_MAX_LINE_SEARCH_EVALS + 1,
-                    tolerance_grad=phase.tolerance_grad,
-                    tolerance_change=phase.tolerance_change,
-                    scaling=phase.scaling,
-                )
-            else:
-                opt = torch.optim.LBFGS(
-                    self.params,
-                    lr=phase.lr,
-                    max_iter=1,
-                    max_eval=_MAX_LINE_SEARCH_EVALS + 1,
-                    tolerance_grad=phase.tolerance_grad,
-                    tolerance_change=phase.tolerance_change,
-                    history_size=phase.history_size,
-                    line_search_fn=phase.line_search,
-                )
+            opt = phase.make_optimizer(list(self.params))
             if self.optimizer_state is not None:
                 opt.load_state_dict(self.optimizer_state)
                 self.optimizer_state = None
             self.optimizer = opt
-            state = opt.state[self.params[0]]
             self._cache = None
+            self._checked = False
             track_val = bool(self.val_terms)
             closure = self._make_closure(phase)
             for k in range(self.phase_step, phase.steps):
                 g = self.global_step
+                if phase.resamples(k):
+                    for term in self.terms:
+                        term.resample(self.generator)
+                    self._cache = None
                 val = None
                 if track_val and g % self.val_every == 0:
                     val = self._eval_val()
                     if self._observe_val(val):
                         return
-                n_before = state.get("n_iter", 0)
-                x_before = _flat(self.params)
                 self._first = None
                 try:
-                    opt.step(closure)
+                    result = phase.step(opt, closure, k)
                 except RuntimeError as exc:
                     if convert and ("dtype" in str(exc) or "Double" in str(exc)):
                         raise RuntimeError(
-                            f"the L-BFGS phase runs the model and loss terms in {dtype}, but "
-                            f"a tensor kept another dtype ({exc}). Register every tensor a "
-                            "model or loss term uses as a buffer (register_buffer) and create "
-                            "new tensors with the dtype of the inputs, or pass "
-                            f"{type(phase).__name__}(..., dtype=None) to keep the model's dtype."
+                            f"the {type(phase).__name__} phase runs the model and loss terms "
+                            f"in {dtype}, but a tensor kept another dtype ({exc}). Register "
+                            "every tensor a model or loss term uses as a buffer "
+                            "(register_buffer) and create new tensors with the dtype of the "
+                            f"inputs, or pass {type(phase).__name__}(..., dtype=None) to keep "
+                            "the model's dtype."
                         ) from exc
                     raise
-                assert self._first is not None
+                if self._first is None:
+                    raise RuntimeError(
+                        f"{type(phase).__name__}.step did not call the closure; a phase's "
+                        "step must evaluate the loss (closure()) at least once."
+                    )
                 floats, total_f = self._first
-                if state.get("n_iter", 0) == n_before:
-                    self.history.events.append(
-                        {
-                            "event": f"{phase.name}_converged",
-                            "reason": "gradient below tolerance_grad",
-                            "step": g,
-                            "iterations": k,
-                            "loss": total_f,
-                        }
-                    )
+                if result is not None and not result.stepped:
+                    self._converged(phase, result, g, k, total_f)
                     return
-                change = float((_flat(self.params) - x_before).abs().max())
-                converged = change <= phase.tolerance_change
-                self._completed(phase, k, total_f, floats, self.weights or [], val, converged)
-                if converged:
-                    self.history.events.append(
-                        {
-                            "event": f"{phase.name}_converged",
-                            "reason": "no parameter change above tolerance_change",
-                            "step": g,
-                            "iterations": k + 1,
-                            "loss": total_f,
-                        }
-                    )
+                stop = result is not None
+                self._completed(phase, k, total_f, floats, self.weights or [], val, stop)
+                if result is not None:
+                    self._converged(phase, result, g, k + 1, total_f)
                     return
         finally:
             self._cache = None
@@ -315,11 +232,33 @@ class _Engine:
             if convert:
                 self._convert_back()
 
-    def _make_closure(self, phase: LBFGS | BFGS) -> Callable[[], Tensor]:
+    def _converged(
+        self, phase: Phase, result: Converged, step: int, iterations: int, loss: float
+    ) -> None:
+        self.history.events.append(
+            {
+                "event": f"{phase.name}_converged",
+                "reason": result.reason,
+                "step": step,
+                "iterations": iterations,
+                "loss": loss,
+            }
+        )
+
+    def _make_closure(self, phase: Phase) -> Callable[[], Tensor]:
+        """The closure a phase's step calls: the weighted loss and the gradients.
+
+        The first evaluation of a step is recorded (``_first``) and asks the balancer for
+        the weights unless the phase freezes them. With frozen weights, the last evaluation
+        is kept and reused at the same parameters.
+        """
         model, terms, params = self.model, self.terms, self.params
+        n_terms = len(terms)
         track_val = bool(self.val_terms)
+        frozen = phase.freezes_weights
 
         def closure() -> Tensor:
+            first = self._first is None
             cache = self._cache
             if cache is not None and all(
                 torch.equal(p, c) for p, c in zip(params, cache[0], strict=True)
@@ -330,31 +269,37 @@ class _Engine:
                     p.grad = grad
             else:
                 values = [term(model) for term in terms]
-                if self._first is None:
+                if not self._checked:
                     self._check_values(values)
-                floats = torch.stack([v.detach() for v in values]).tolist()
+                    self._checked = True
+                if n_terms <= 4:  # cheaper than stack + tolist for a few terms on the CPU
+                    floats = [v.item() for v in values]
+                else:
+                    floats = torch.stack([v.detach() for v in values]).tolist()
                 if not math.isfinite(sum(floats)):
                     self._raise_nonfinite(floats, phase)
-                if self.weights is None:
+                if self.weights is None or (first and not frozen):
                     self._weights_for(self.global_step, values)
                 w = self.weights
                 assert w is not None
-                total = values[0] * w[0]
-                for i in range(1, len(values)):
-                    total = total + values[i] * w[i]
-                total_f = sum(wi * fi for wi, fi in zip(w, floats, strict=True))
+                total = values[0] if w[0] == 1.0 else values[0] * w[0]
+                total_f = w[0] * floats[0]
+                for i in range(1, n_terms):
+                    total = total + (values[i] if w[i] == 1.0 else values[i] * w[i])
+                    total_f += w[i] * floats[i]
                 for p in params:
                     p.grad = None
                 total.backward()
                 loss = total.detach()
-                self._cache = (
-                    [p.detach().clone() for p in params],
-                    [p.grad for p in params],
-                    floats,
-                    total_f,
-                    loss,
-                )
-            if self._first is None:
+                if frozen:
+                    self._cache = (
+                        [p.detach().clone() for p in params],
+                        [p.grad for p in params],
+                        floats,
+                        total_f,
+                        loss,
+                    )
+            if first:
                 self._first = (floats, total_f)
                 unweighted = sum(floats)
                 if not track_val and unweighted < self.best_value:
@@ -516,11 +461,7 @@ class _Engine:
         self.history.events.append(
             {"event": "non_finite_loss", "term": name, "value": value, "step": g}
         )
-        hint = (
-            f"lower the learning rate (e.g. Adam(steps, lr={phase.lr / 10:g}))"
-            if isinstance(phase, Adam)
-            else "start L-BFGS from a better Adam solution or lower LBFGS(lr=...)"
-        )
+        hint = phase.advice()
         raise NonFiniteLossError(
             f"{kind} {name!r} is {value} at step {g} (phase {self.phase_index} "
             f"{phase.name!r}, step {self.phase_step} of {phase.steps}). {restored} "

@@ -1,4 +1,5 @@
-"""The optimiser phases of a :class:`~hybridml.Trainer`: Adam, L-BFGS and BFGS.
+"""The built-in optimiser phases: :class:`Adam`, :class:`LBFGS`, :class:`BFGS`, and the
+default phases of the trainer, the estimator and the study config.
 
 The L-BFGS phase: strong-Wolfe L-BFGS in float32 after an Adam phase often stalls (the line
 search returns a zero step and the optimiser exits after a few iterations). By default the
@@ -11,53 +12,47 @@ phase ends before its step budget only when L-BFGS has converged (gradient below
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor
 
-__all__ = ["BFGS", "LBFGS", "Adam", "Phase"]
+from ._bfgs import SelfScaledBFGS
+from ._phase import Converged, Phase, _check_int, _check_positive
+
+__all__ = [
+    "BFGS",
+    "DEFAULT_ADAM_STEPS",
+    "DEFAULT_LR",
+    "DEFAULT_QUASI_NEWTON_STEPS",
+    "LBFGS",
+    "Adam",
+    "default_phases",
+]
 
 _MAX_LINE_SEARCH_EVALS = 25  # torch's default for strong-Wolfe line searches
 
-
-def _check_int(owner: str, name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{owner}: {name} must be an int >= {minimum}, got {value!r}.")
-
-
-def _check_positive(owner: str, name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{owner}: {name} must be a number, got {value!r}.")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{owner}: {name} must be finite and > 0, got {value!r}.")
-
-
-def _check_quasi_newton(owner: str, phase: Any) -> None:
-    """The checks ``LBFGS`` and ``BFGS`` share: steps, lr, dtype and the tolerances."""
-    _check_int(owner, "steps", phase.steps, 0)
-    _check_positive(owner, "lr", phase.lr)
-    dtype = phase.dtype
-    if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
-        raise ValueError(
-            f"{owner}: dtype must be a floating-point torch.dtype or None, got {dtype!r}."
-        )
-    for name in ("tolerance_grad", "tolerance_change"):
-        value = getattr(phase, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ValueError(f"{owner}: {name} must be a number >= 0, got {value!r}.")
+DEFAULT_ADAM_STEPS = 2000
+"""Adam steps of :func:`default_phases` (the trainer's, the estimator's, the config's)."""
+DEFAULT_LR = 1e-3
+"""Adam learning rate of :func:`default_phases`."""
+DEFAULT_QUASI_NEWTON_STEPS = 200
+"""Quasi-Newton (L-BFGS or BFGS) iterations of :func:`default_phases`."""
 
 
 @dataclass(frozen=True)
-class Adam:
-    """An Adam phase.
+class Adam(Phase):
+    """An Adam phase (``torch.optim.Adam``, fused where the parameters allow it).
+
+    The loss weights follow the balancer at every step.
 
     Args:
         steps: number of optimiser steps.
         lr: learning rate.
+        dtype: the dtype the phase runs in (the model and loss terms are converted for the
+            phase and back afterwards); ``None`` (the default) keeps the model's.
         resample_every: redraw the collocation points of every loss term
             (:meth:`LossTerm.resample`, from the trainer's seeded generator) every this many
             steps, starting with the phase's first step; ``None`` keeps the points.
@@ -65,8 +60,7 @@ class Adam:
             ``lr * lr_decay`` over the phase (``0 < lr_decay <= 1``).
     """
 
-    steps: int
-    lr: float = 1e-3
+    lr: float = DEFAULT_LR
     _: KW_ONLY
     resample_every: int | None = None
     lr_decay: float | None = None
@@ -74,8 +68,7 @@ class Adam:
     name: ClassVar[str] = "adam"
 
     def __post_init__(self) -> None:
-        _check_int("Adam", "steps", self.steps, 0)
-        _check_positive("Adam", "lr", self.lr)
+        super().__post_init__()
         if self.resample_every is not None:
             _check_int("Adam", "resample_every", self.resample_every, 1)
         if self.lr_decay is not None:
@@ -83,9 +76,71 @@ class Adam:
             if self.lr_decay > 1:
                 raise ValueError(f"Adam: lr_decay must be in (0, 1], got {self.lr_decay!r}.")
 
+    def make_optimizer(self, params: list[Tensor]) -> torch.optim.Optimizer:
+        """``torch.optim.Adam`` with ``lr``; fused when all parameters allow it."""
+        return torch.optim.Adam(params, lr=self.lr, fused=_can_fuse(params) or None)
+
+    def step(
+        self, optimizer: torch.optim.Optimizer, closure: Callable[[], Tensor], index: int
+    ) -> Converged | None:
+        """One Adam update, at the decayed learning rate if ``lr_decay`` is set."""
+        if self.lr_decay is not None:
+            optimizer.param_groups[0]["lr"] = self.lr * self.lr_decay ** (index / self.steps)
+        optimizer.step(closure)  # type: ignore[arg-type]  # torch types the loss as float
+        return None
+
+    def resamples(self, index: int) -> bool:
+        """Every ``resample_every`` steps from the first, if set."""
+        return self.resample_every is not None and index % self.resample_every == 0
+
 
 @dataclass(frozen=True)
-class LBFGS:
+class _QuasiNewton(Phase):
+    """What :class:`LBFGS` and :class:`BFGS` share: one trainer step per iteration of a
+    closure-driven optimiser with a line search, in float64 by default, with the loss
+    weights frozen, ending early only when converged."""
+
+    _: KW_ONLY
+    lr: float = 1.0
+    dtype: torch.dtype | None = torch.float64
+    tolerance_grad: float = 1e-12
+    tolerance_change: float = 1e-15
+
+    freezes_weights: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("tolerance_grad", "tolerance_change"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(
+                    f"{type(self).__name__}: {name} must be a number >= 0, got {value!r}."
+                )
+
+    def step(
+        self, optimizer: torch.optim.Optimizer, closure: Callable[[], Tensor], index: int
+    ) -> Converged | None:
+        """One iteration; :class:`Converged` when the optimiser made none (gradient below
+        ``tolerance_grad``) or moved no parameter by more than ``tolerance_change``."""
+        params: list[Tensor] = optimizer.param_groups[0]["params"]
+        state = optimizer.state[params[0]]
+        n_before = state.get("n_iter", 0)
+        x_before = _flat(params)
+        optimizer.step(closure)  # type: ignore[arg-type]  # torch types the loss as float
+        if state.get("n_iter", 0) == n_before:
+            return Converged("gradient below tolerance_grad", stepped=False)
+        change = float((_flat(params) - x_before).abs().max())
+        if change <= self.tolerance_change:
+            return Converged("no parameter change above tolerance_change")
+        return None
+
+    def advice(self) -> str:
+        """Start from a better Adam solution, or a shorter first step."""
+        return "start L-BFGS from a better Adam solution or lower LBFGS(lr=...)"
+
+
+@dataclass(frozen=True)
+class LBFGS(_QuasiNewton):
     """An L-BFGS phase (``torch.optim.LBFGS``), one trainer step per L-BFGS iteration.
 
     The loss weights are frozen during the phase. The phase stops before ``steps``
@@ -96,38 +151,46 @@ class LBFGS:
     Args:
         steps: maximum number of L-BFGS iterations.
         lr: initial step length of each line search (1.0 is right for L-BFGS).
-        history_size: number of correction pairs kept.
         dtype: dtype the model and loss terms are converted to for the phase (converted
             back afterwards); float64 avoids the float32 line-search stall. ``None`` keeps
             the model's dtype.
-        line_search: ``"strong_wolfe"`` or ``None`` (fixed step ``lr``; rarely useful).
         tolerance_grad: convergence tolerance on the largest absolute gradient entry.
         tolerance_change: convergence tolerance on the largest parameter change of an
             iteration (and on the directional derivative).
+        history_size: number of correction pairs kept.
+        line_search: ``"strong_wolfe"`` or ``None`` (fixed step ``lr``; rarely useful).
     """
 
-    steps: int
     _: KW_ONLY
-    lr: float = 1.0
     history_size: int = 50
-    dtype: torch.dtype | None = torch.float64
     line_search: Literal["strong_wolfe"] | None = "strong_wolfe"
-    tolerance_grad: float = 1e-12
-    tolerance_change: float = 1e-15
 
     name: ClassVar[str] = "lbfgs"
 
     def __post_init__(self) -> None:
-        _check_quasi_newton("LBFGS", self)
+        super().__post_init__()
         _check_int("LBFGS", "history_size", self.history_size, 1)
         if self.line_search not in ("strong_wolfe", None):
             raise ValueError(
                 f"LBFGS: line_search must be 'strong_wolfe' or None, got {self.line_search!r}."
             )
 
+    def make_optimizer(self, params: list[Tensor]) -> torch.optim.Optimizer:
+        """``torch.optim.LBFGS`` doing one iteration per ``step``."""
+        return torch.optim.LBFGS(
+            params,
+            lr=self.lr,
+            max_iter=1,
+            max_eval=_MAX_LINE_SEARCH_EVALS + 1,
+            tolerance_grad=self.tolerance_grad,
+            tolerance_change=self.tolerance_change,
+            history_size=self.history_size,
+            line_search_fn=self.line_search,
+        )
+
 
 @dataclass(frozen=True)
-class BFGS:
+class BFGS(_QuasiNewton):
     """A dense self-scaled BFGS phase (:class:`~hybridml.SelfScaledBFGS`), one trainer step
     per iteration.
 
@@ -144,34 +207,82 @@ class BFGS:
         lr: initial step length of each line search (1.0 is right for BFGS).
         dtype: dtype the model and loss terms are converted to for the phase (converted
             back afterwards); ``None`` keeps the model's dtype.
-        scaling: ``"al-baali"`` (self-scaled BFGS; Urbán, Stefanou & Pons 2025) or ``None``
-            (plain BFGS, which on PINNs does no better than L-BFGS).
-        max_params: the most trainable parameters allowed (the matrix grows as their
-            square); above it the phase raises an error suggesting :class:`LBFGS`.
         tolerance_grad: convergence tolerance on the largest absolute gradient entry.
         tolerance_change: convergence tolerance on the largest parameter change of an
             iteration (and on the directional derivative).
+        scaling: ``"al-baali"`` (self-scaled BFGS; Urbán, Stefanou & Pons 2025) or ``None``
+            (plain BFGS, which on PINNs does no better than L-BFGS).
+        max_params: the most trainable parameters allowed (the matrix grows as their
+            square); above it the fit raises an error suggesting :class:`LBFGS` before any
+            training.
     """
 
-    steps: int
     _: KW_ONLY
-    lr: float = 1.0
-    dtype: torch.dtype | None = torch.float64
     scaling: Literal["al-baali"] | None = "al-baali"
     max_params: int = 10_000
-    tolerance_grad: float = 1e-12
-    tolerance_change: float = 1e-15
 
     name: ClassVar[str] = "bfgs"
 
     def __post_init__(self) -> None:
-        _check_quasi_newton("BFGS", self)
+        super().__post_init__()
         _check_int("BFGS", "max_params", self.max_params, 1)
         if self.scaling not in ("al-baali", None):
             raise ValueError(f"BFGS: scaling must be 'al-baali' or None, got {self.scaling!r}.")
 
+    def make_optimizer(self, params: list[Tensor]) -> torch.optim.Optimizer:
+        """:class:`~hybridml.SelfScaledBFGS` doing one iteration per ``step``."""
+        return SelfScaledBFGS(
+            params,
+            lr=self.lr,
+            max_iter=1,
+            max_eval=_MAX_LINE_SEARCH_EVALS + 1,
+            tolerance_grad=self.tolerance_grad,
+            tolerance_change=self.tolerance_change,
+            scaling=self.scaling,
+        )
 
-Phase = Adam | LBFGS | BFGS
+    def check_parameters(self, params: Sequence[Tensor]) -> None:
+        """Refuse more than ``max_params`` parameters (the matrix would not fit)."""
+        n_params = sum(p.numel() for p in params)
+        if n_params > self.max_params:
+            raise ValueError(
+                f"BFGS: the model has {n_params} trainable parameters, more than "
+                f"max_params={self.max_params}; its {n_params} x {n_params} inverse-Hessian "
+                f"approximation would take {8 * n_params**2 / 2**30:.1f} GiB in float64. "
+                "Use LBFGS(...) for large models, or raise BFGS(max_params=...) if the "
+                "memory is there."
+            )
+
+
+def default_phases(
+    adam_steps: int = DEFAULT_ADAM_STEPS,
+    quasi_newton_steps: int = DEFAULT_QUASI_NEWTON_STEPS,
+    *,
+    lr: float = DEFAULT_LR,
+    quasi_newton: str = "lbfgs",
+) -> tuple[Phase, ...]:
+    """The default phases: Adam, then L-BFGS (or BFGS) in float64.
+
+    The one place the defaults live: ``Trainer()``, :class:`~hybridml.HybridRegressor` and
+    the ``[training]`` table of a study config all use it, so all three train alike.
+
+    Args:
+        adam_steps: Adam steps (the Adam phase is there even with 0 steps).
+        quasi_newton_steps: quasi-Newton iterations after Adam; 0 leaves that phase out.
+        lr: Adam learning rate.
+        quasi_newton: ``"lbfgs"`` (:class:`LBFGS`) or ``"bfgs"`` (:class:`BFGS`).
+
+    Returns:
+        ``(Adam(adam_steps, lr=lr), LBFGS(quasi_newton_steps))`` or with ``BFGS``.
+    """
+    if quasi_newton not in ("lbfgs", "bfgs"):
+        raise ValueError(f"quasi_newton must be 'lbfgs' or 'bfgs', got {quasi_newton!r}.")
+    phases: list[Phase] = [Adam(adam_steps, lr=lr)]
+    _check_int("default_phases", "quasi_newton_steps", quasi_newton_steps, 0)
+    if quasi_newton_steps > 0:
+        qn = BFGS if quasi_newton == "bfgs" else LBFGS
+        phases.append(qn(quasi_newton_steps))
+    return tuple(phases)
 
 
 def _can_fuse(params: Sequence[Tensor]) -> bool:

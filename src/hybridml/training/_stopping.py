@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ._phases import _check_int
+from ._phase import _check_int
 
 __all__ = ["EarlyStopping"]
 

@@ -1,8 +1,9 @@
 """Training: optimiser phases, loss balancing, early stopping, checkpoints and history.
 
 One verb: ``Trainer(...).fit(model, losses)``. The options are objects: the optimiser
-phases (:class:`Adam`, then :class:`LBFGS`), a :class:`~hybridml.Balancer` for the loss
-weights and :class:`EarlyStopping` on validation losses.
+phases (:class:`Phase` objects; by default :class:`Adam`, then :class:`LBFGS`), a
+:class:`~hybridml.Balancer` for the loss weights and :class:`EarlyStopping` on validation
+losses.
 """
 
 from __future__ import annotations
@@ -19,17 +20,22 @@ from ._balancing import Balancer, FixedWeights
 from ._checkpoint import load_checkpoint
 from ._engine import Callback, _Engine
 from ._history import History
-from ._phases import BFGS, LBFGS, Adam, Phase, _check_int
+from ._phase import Phase, _check_int, check_phase
+from ._phases import default_phases
 from ._stopping import EarlyStopping
 
 __all__ = ["Trainer"]
+
+_DEFAULT_PHASES = default_phases()
 
 
 class Trainer:
     """Fits a model by minimising a weighted sum of named loss terms, in optimiser phases.
 
     Args:
-        phases: optimiser phases run in order, e.g. ``(Adam(2000), LBFGS(500))``.
+        phases: optimiser phases (:class:`~hybridml.Phase` objects) run in order, e.g.
+            ``(Adam(2000), LBFGS(500))``; by default :func:`~hybridml.default_phases`:
+            ``(Adam(2000, lr=1e-3), LBFGS(200))``, as the estimator and the study config.
         balancer: how the loss terms are weighted: a :class:`~hybridml.Balancer`, a mapping
             term name -> fixed weight, or ``None`` (all weights 1).
         early_stopping: stop on a stalled validation loss (needs ``val_losses`` in
@@ -55,7 +61,7 @@ class Trainer:
 
     def __init__(
         self,
-        phases: Sequence[Phase] = (Adam(2000), LBFGS(500)),
+        phases: Sequence[Phase] = _DEFAULT_PHASES,
         *,
         balancer: Balancer | Mapping[str, float] | None = None,
         early_stopping: EarlyStopping | None = None,
@@ -133,17 +139,8 @@ class Trainer:
         engine = _Engine(
             self, phases, model, terms, val_terms, balancer, callbacks, path, self.history_
         )
-        n_params = sum(p.numel() for p in engine.params)
-        for p in phases:
-            if isinstance(p, BFGS) and n_params > p.max_params:
-                # checked before any training, not when the phase starts
-                raise ValueError(
-                    f"BFGS: the model has {n_params} trainable parameters, more than "
-                    f"max_params={p.max_params}; its {n_params} x {n_params} inverse-Hessian "
-                    f"approximation would take {8 * n_params**2 / 2**30:.1f} GiB in float64. "
-                    "Use LBFGS(...) for large models, or raise BFGS(max_params=...) if the "
-                    "memory is there."
-                )
+        for p in phases:  # checked before any training, not when the phase starts
+            p.check_parameters(engine.params)
         with torch.random.fork_rng(devices=[], enabled=self.seed is not None):
             if self.seed is not None:
                 torch.default_generator.manual_seed(self.seed)
@@ -154,14 +151,21 @@ class Trainer:
         return self.history_
 
     def _checked_phases(self) -> tuple[Phase, ...]:
+        if isinstance(self.phases, Phase):
+            raise TypeError(
+                f"Trainer: phases must be a sequence of phases, got the single phase "
+                f"{self.phases!r}; pass phases=({self.phases!r},)."
+            )
         phases = tuple(self.phases)
         if not phases:
             raise ValueError("Trainer: phases is empty; pass e.g. phases=(Adam(2000), LBFGS(500)).")
         for p in phases:
-            if not isinstance(p, (Adam, LBFGS, BFGS)):
+            if not isinstance(p, Phase):
                 raise TypeError(
-                    f"Trainer: each phase must be Adam(...), LBFGS(...) or BFGS(...), got {p!r}."
+                    "Trainer: each phase must be a hybridml.Phase (Adam(...), LBFGS(...), "
+                    f"BFGS(...) or a subclass of Phase), got {p!r}."
                 )
+            check_phase(p)  # also for a subclass whose __post_init__ skips it
         return phases
 
     def __repr__(self) -> str:
