@@ -201,3 +201,19 @@ def test_ensemble_prediction_carries_the_report_of_the_checks_on_the_mean() -> N
     with pytest.warns(hm.ConsistencyWarning) as record:
         ens.predict(x)
     assert sum(issubclass(w.category, hm.ConsistencyWarning) for w in record) == 1
+
+
+def test_a_dataset_brings_its_groups_and_units_to_the_ensemble() -> None:
+    x, y = noisy(24, 4)
+    ds = hm.Dataset(
+        {"cell": np.repeat(["a", "b", "c", "d"], 6), "x [s]": x[:, 0], "y [V]": y[:, 0]},
+        group="cell",
+    )
+    est = small(adam_steps=10, inputs=["x [s]"], outputs=["y [V]"])
+    ens = DeepEnsemble(est, n_members=2, calibration=0.25, coverage=0.5).fit(ds)
+    # calibration holds out one whole cell (a quarter of the 4 groups): 6 rows of one label
+    held = ds["cell"][ens.calibration_index_]
+    assert ens.calibration_index_.size == 6 and len(set(held.tolist())) == 1
+    pred = ens.predict(ds)
+    assert pred.columns == ("y [V]",) and pred.units == {"x [s]": "s", "y [V]": "V"}
+    assert pred.report is not None and pred.report.passed  # no checks: an empty report

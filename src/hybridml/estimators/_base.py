@@ -83,13 +83,6 @@ def _read(estimator: Any, X: Any, y: Any = None, *, groups: Any = None, what: st
     )
 
 
-def _inputs(estimator: Any, X: Any) -> np.ndarray:
-    """The numeric inputs of ``X`` as (n, d): a Dataset's ``inputs`` columns, else ``X``."""
-    from ..data._input import as_inputs
-
-    return as_inputs(X, inputs=_param(estimator, "inputs"), what=type(estimator).__name__).X
-
-
 def _targets(estimator: Any, X: Any, y: Any) -> np.ndarray:
     """Targets as (n, k) floats; NaN marks a value that was not measured.
 
