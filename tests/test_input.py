@@ -52,6 +52,9 @@ def test_a_dataset_is_read_by_name_with_units_groups_and_measured() -> None:
     assert got.units["Voltage [V]"] == "V" and got.units["Time [s]"] == "s"
     assert got.groups is not None and got.groups.tolist() == ["a", "a", "b", "b"]
     assert got.measured.tolist() == [True, False, True, True]
+    # explicit groups win over the dataset's group column
+    other = hm.as_inputs(ds, outputs=["Voltage [V]"], groups=[1, 2, 1, 2])
+    assert other.groups is not None and other.groups.tolist() == [1, 2, 1, 2]
     # default inputs: every column that is not an output or the group
     auto = hm.as_inputs(ds, outputs=["Voltage [V]"])
     assert auto.input_names == ("Time [s]", "Current [A]")

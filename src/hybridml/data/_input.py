@@ -283,7 +283,7 @@ def as_inputs(
     if tabular:
         if isinstance(groups, str):
             label_col, groups = groups, None
-        elif _is_dataset(X):
+        elif _is_dataset(X) and groups is None:
             label_col = X.group
         if in_names is None:
             skip = set(out_names or ()) | {label_col}
