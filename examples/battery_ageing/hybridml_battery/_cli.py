@@ -52,8 +52,8 @@ def add_battery_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=(
             "Leave-one-cell-out prediction of capacity fade and end of life (EOL): a hybrid "
             "of PyBaMM fade physics and a network correction with a 90 % interval, "
-            "against nn, physics and empirical baselines. With no --data it runs the "
-            "bundled NASA PCoE cells B0005, B0006, B0007, B0018 (N=60, EOL 1.4 Ah)."
+            "against nn, physics and empirical baselines. With no --data or --dataset it "
+            "runs the bundled NASA PCoE cells B0005, B0006, B0007, B0018 (N=60, EOL 1.4 Ah)."
         ),
     )
     data = p.add_mutually_exclusive_group()
@@ -65,15 +65,16 @@ def add_battery_parser(subparsers: Any) -> argparse.ArgumentParser:
     data.add_argument(
         "--dataset",
         metavar="NAME",
-        help="a bundled data set: nasa (default)",
+        help="a bundled data set: nasa (NASA PCoE, 4 cells; the default), xjtu (55 NCM "
+        "cells, 6 batches) or tju (130 NCA/NCM cells, 25-45 °C)",
     )
     p.add_argument("--cells", nargs="+", metavar="ID", help="cell ids to use (default: all)")
     p.add_argument(
         "--known-cycles",
         type=int,
-        default=60,
         metavar="N",
-        help="the model sees a test cell's cycles <= N (default 60)",
+        help="the model sees a test cell's cycles <= N (default: 60 for nasa and --data, "
+        "100 for xjtu and tju)",
     )
     p.add_argument(
         "--every", type=int, default=1, metavar="K", help="use every K-th known cycle (default 1)"
@@ -83,13 +84,14 @@ def add_battery_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--eol-ah",
         type=float,
         metavar="X",
-        help="EOL capacity in A.h (default 1.4 for the bundled data)",
+        help="EOL capacity in A.h (default 1.4 for nasa)",
     )
     eol.add_argument(
         "--eol-fraction",
         type=float,
         metavar="F",
-        help="EOL at F x each cell's initial capacity (default 0.8 for --data)",
+        help="EOL at F x each cell's initial capacity (default 0.9 for xjtu; 0.8 for tju and "
+        "--data)",
     )
     p.add_argument(
         "--out",

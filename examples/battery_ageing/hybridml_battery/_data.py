@@ -2,7 +2,8 @@
 
 Required columns: ``cell_id``, ``cycle``, ``capacity_ah``. Optional: ``temperature_c`` or
 ``ambient_temperature_c``, ``discharge_c_rate``, ``rated_capacity_ah``,
-``hours_since_prev_discharge_end``. Errors name the file, the cell and the line; rows that
+``hours_since_prev_discharge_end`` (numbers) and ``condition`` (a label of the cell's test
+condition, e.g. its batch). Errors name the file, the cell and the line; rows that
 are dropped (a missing capacity, a non-positive one) are warned about one by one and counted,
 never dropped silently.
 """
@@ -23,6 +24,7 @@ import numpy as np
 from hybridml import DataError, HybridMLWarning
 
 __all__ = [
+    "CONDITION_COLUMN",
     "OPTIONAL_COLUMNS",
     "REQUIRED_COLUMNS",
     "BatteryDataWarning",
@@ -41,6 +43,8 @@ OPTIONAL_COLUMNS = (
     "rated_capacity_ah",
     "hours_since_prev_discharge_end",
 )
+#: the optional label column: a cell's test condition (batch, chemistry, protocol)
+CONDITION_COLUMN = "condition"
 _MISSING = {"", "nan", "na", "n/a", "none", "null"}
 
 
@@ -75,7 +79,10 @@ class Cell:
         capacity: measured discharge capacity [A.h], shape ``(n,)``.
         lines: the CSV line of each row (header = line 1).
         conditions: optional operating conditions found in the file (column -> median
-            value over the cell's rows).
+            value over the cell's rows), e.g. ``temperature_c``.
+        condition: the cell's label in the optional ``condition`` column (its most frequent
+            value over the cell's rows; None when the file has no such column or the field
+            is empty).
     """
 
     cell_id: str
@@ -83,6 +90,7 @@ class Cell:
     capacity: np.ndarray
     lines: np.ndarray
     conditions: dict[str, float] = field(default_factory=dict)
+    condition: str | None = None
 
     @property
     def initial_capacity(self) -> float:
@@ -168,13 +176,16 @@ def load_cells(
         raise DataError(
             f"file '{path}': required column(s) {', '.join(map(repr, missing))} missing. "
             f"A battery-ageing CSV needs the columns {', '.join(REQUIRED_COLUMNS)} (optional: "
-            f"{', '.join(OPTIONAL_COLUMNS)}); the file has {', '.join(map(repr, header))}."
+            f"{', '.join((*OPTIONAL_COLUMNS, CONDITION_COLUMN))}); the file has "
+            f"{', '.join(map(repr, header))}."
         )
     idx = {
         name: header.index(name)
         for name in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
         if name in header
     }
+    label_col = header.index(CONDITION_COLUMN) if CONDITION_COLUMN in header else None
+    labels: dict[str, list[str]] = {}
     raw: dict[str, list[tuple[int, float, float, dict[str, float]]]] = {}
     dropped: list[DroppedRow] = []
     n_rows = 0
@@ -230,6 +241,8 @@ def load_cells(
         assert cap is not None
         cond = {n: v for n, v in values.items() if n in OPTIONAL_COLUMNS and v is not None}
         raw.setdefault(cell, []).append((line, cyc, cap, cond))
+        if label_col is not None and row[label_col].strip():
+            labels.setdefault(cell, []).append(row[label_col].strip())
     if n_rows == 0:
         raise DataError(f"file '{path}': no data rows after the header.")
     available = list(dict.fromkeys([*raw, *(d.cell_id for d in dropped)]))
@@ -270,6 +283,7 @@ def load_cells(
             capacity=np.array([e[2] for e in entries], dtype=float),
             lines=np.array([e[0] for e in entries], dtype=int),
             conditions=conds,
+            condition=_most_frequent(labels.get(cid, [])),
         )
     return CellData(
         source=str(path),
@@ -278,6 +292,16 @@ def load_cells(
         n_rows=n_rows,
         n_unselected=n_unselected,
     )
+
+
+def _most_frequent(values: list[str]) -> str | None:
+    """The most frequent value (the first seen among equals); None for no values."""
+    if not values:
+        return None
+    counts: dict[str, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    return max(counts, key=lambda v: counts[v])
 
 
 def known_mask(cell: Cell, known_cycles: float, every: int = 1) -> np.ndarray:

@@ -50,6 +50,21 @@ DATASETS: dict[str, BundledDataset] = {
         eol_ah=1.4,
         known_cycles=60,
     ),
+    "xjtu": BundledDataset(
+        name="xjtu",
+        file="xjtu.csv.gz",
+        description="XJTU, 55 NCM cells (2 Ah) in 6 cycling batches (condition); EOL 0.9 x initial",
+        eol_fraction=0.9,
+        known_cycles=100,
+    ),
+    "tju": BundledDataset(
+        name="tju",
+        file="tju.csv.gz",
+        description="TJU, 130 NCA/NCM cells (3.5/2.5 Ah) at 25-45 °C (condition, temperature_c); "
+        "EOL 0.8 x initial",
+        eol_fraction=0.8,
+        known_cycles=100,
+    ),
 }
 
 

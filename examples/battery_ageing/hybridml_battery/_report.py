@@ -242,7 +242,9 @@ def write_report(
     for note in skipped:
         lines.append(f"- not evaluated: {note}")
     for cid, c in cd.cells.items():
-        conds = ", ".join(f"{k}={v:g}" for k, v in c.conditions.items()) or "none given"
+        items = [*([f"condition {c.condition!r}"] if c.condition else [])]
+        items += [f"{k}={v:g}" for k, v in c.conditions.items()]
+        conds = ", ".join(items) or "none given"
         lines.append(
             f"- {cid}: {len(c.cycle)} cycles ({c.cycle[0]:g}-{c.last_cycle:g}), "
             f"initial capacity {c.initial_capacity:.3f} Ah; conditions: {conds}"

@@ -183,7 +183,7 @@ def run_battery_ageing(
     *,
     dataset: str | None = None,
     cells: Sequence[str] | None = None,
-    known_cycles: int = 60,
+    known_cycles: int | None = None,
     every: int = 1,
     eol_ah: float | None = None,
     eol_fraction: float | None = None,
@@ -213,7 +213,9 @@ def run_battery_ageing(
             B0018. Give at most one of ``data`` and ``dataset``.
         cells: cell ids to use (all cells of the file; a bundled data set's default cells,
             e.g. the four benchmark cells of ``"nasa"``).
-        known_cycles: N, the last cycle the model sees of a test cell.
+        known_cycles: N, the last cycle the model sees of a test cell (default: the bundled
+            data set's, 60 for ``"nasa"`` and 100 for ``"xjtu"`` and ``"tju"``; 60 for
+            your own file).
         every: use every K-th of the known cycles.
         eol_ah: EOL capacity [A.h] (default 1.4 for the bundled NASA cells).
         eol_fraction: EOL as a fraction of each cell's initial capacity (mean of its first
@@ -252,6 +254,10 @@ def run_battery_ageing(
             cells = list(info.cells)
         if eol_ah is None and eol_fraction is None:
             eol_ah, eol_fraction = info.eol_ah, info.eol_fraction
+        if known_cycles is None:
+            known_cycles = info.known_cycles
+    if known_cycles is None:
+        known_cycles = 60
     if eol_ah is not None and eol_fraction is not None:
         raise DataError("give either eol_ah (--eol-ah) or eol_fraction (--eol-fraction), not both.")
     if eol_ah is None and eol_fraction is None:
@@ -329,6 +335,13 @@ def run_battery_ageing(
         "bundled": bundled,
         "dataset": (dataset or "nasa") if bundled else None,
         "cells": ids,
+        "cell_conditions": {
+            cid: {
+                **({"condition": c.condition} if c.condition is not None else {}),
+                **c.conditions,
+            }
+            for cid, c in cd.cells.items()
+        },
         "known_cycles": int(known_cycles),
         "every": int(every),
         "eol_ah": eol_ah,

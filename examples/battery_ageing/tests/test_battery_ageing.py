@@ -356,11 +356,44 @@ def test_hybridml_command_lists_the_plugin_command() -> None:
 def test_unknown_dataset_lists_the_available_ones(tmp_path: Path) -> None:
     from hybridml import InvalidArgumentError
 
-    with pytest.raises(InvalidArgumentError, match=r"'nasaa'.*Did you mean 'nasa'.*nasa"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"'nasaa'.*Did you mean 'nasa'.*nasa, xjtu, tju"
+    ):
         run_battery_ageing(dataset="nasaa", out=tmp_path, progress=False)
     path = _write(tmp_path / "d.csv", _cells())
     with pytest.raises(InvalidArgumentError, match="not both"):
         run_battery_ageing(path, dataset="nasa", out=tmp_path, progress=False)
+
+
+def test_bundled_fleets_load_with_their_conditions() -> None:
+    from hybridml_battery import DATASETS
+
+    assert set(DATASETS) == {"nasa", "xjtu", "tju"}
+    # the fleets are package data, compressed; nothing is read from outside the package
+    for name in ("xjtu", "tju"):
+        assert DATASETS[name].path.suffix == ".gz"
+        assert DATASETS[name].path.is_relative_to(Path(DATASETS["nasa"].path).parent)
+    xjtu = load_cells(dataset_path("xjtu"))
+    # the data README: 55 NCM cells in 6 batches (the condition column), 121-942 cycles
+    assert len(xjtu.cells) == 55 and xjtu.n_rows == 23297 and not xjtu.dropped
+    assert {c.condition for c in xjtu.cells.values()} == {
+        f"batch={b}" for b in ("2C", "3C", "R2.5", "R3", "RW", "satellite")
+    }
+    assert min(c.last_cycle for c in xjtu.cells.values()) == 121
+    assert all("temperature_c" not in c.conditions for c in xjtu.cells.values())  # empty
+    tju = load_cells(dataset_path("tju"))
+    # 130 cells at 25, 35 and 45 °C in three groups; some end after 28 cycles
+    assert len(tju.cells) == 130 and tju.n_rows == 57465
+    temps = {c.conditions["temperature_c"] for c in tju.cells.values()}
+    assert temps == {25.0, 35.0, 45.0}
+    groups = {c.condition.split(";")[0] for c in tju.cells.values() if c.condition}
+    assert groups == {
+        f"Dataset_{i}_{k}_battery" for i, k in ((1, "NCA"), (2, "NCM"), (3, "NCM_NCA"))
+    }
+    assert min(c.last_cycle for c in tju.cells.values()) == 28
+    # the defaults of the study for each fleet (data README: none of XJTU reaches 80 %)
+    assert DATASETS["xjtu"].eol_fraction == 0.9 and DATASETS["tju"].eol_fraction == 0.8
+    assert DATASETS["xjtu"].known_cycles == DATASETS["tju"].known_cycles == 100
 
 
 def test_cli_reports_a_bad_dataset_in_one_line(
