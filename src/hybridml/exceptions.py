@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
+    "CacheWarning",
     "ConfigError",
     "ConsistencyError",
     "ConsistencyWarning",
@@ -110,6 +111,11 @@ class ConsistencyError(HybridMLError, RuntimeError):
 
 class ConsistencyWarning(HybridMLWarning):
     """A prediction failed a physics-consistency check under ``Policy.WARN``."""
+
+
+class CacheWarning(HybridMLWarning):
+    """A cache entry (of a sweep) could not be read; it was moved aside as
+    ``<name>.corrupt`` and is computed again. The message names the file."""
 
 
 class EnsembleMemberWarning(HybridMLWarning):

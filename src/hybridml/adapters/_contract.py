@@ -106,9 +106,20 @@ class ProvidesData(SimulatorAdapter):
         Runs on ``executor`` (any ``concurrent.futures.Executor``: a process pool, or a
         Dask ``Client.get_executor()``); serially in this process when it is None. A
         failed simulation is recorded in the result with its parameters and message; the
-        sweep finishes. With ``cache_dir``, each result is saved under a hash of the
-        adapter's settings and the parameters, so an interrupted sweep resumes without
-        recomputing saved runs.
+        sweep finishes. With ``cache_dir``, each result is saved (atomically) under a hash
+        of the adapter's settings (:meth:`cache_key`), the versions of the adapter's
+        distribution and of the distributions it requires (the simulator's version) and
+        the parameters, so an interrupted sweep resumes without recomputing saved runs.
+
+        The cache heals: an entry that cannot be read (truncated, empty, garbage) is
+        reported with a :class:`~hybridml.exceptions.CacheWarning` naming the file, moved
+        aside as ``<name>.corrupt`` and recomputed. A failed simulation is recorded in the
+        cache and tried once more on a later sweep; after that its failure is read from
+        the cache (delete its ``.failed.json`` file to try again). Workers of a process
+        pool end when the sweeping process dies, even by ``kill -9``.
+
+        Raises:
+            InvalidArgumentError: ``cache_dir`` is a file or cannot be created.
         """
         from ._sweep import run_sweep
 

@@ -337,19 +337,22 @@ class _open_npz:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.z: Any = None
+        self.f: Any = None
 
     def __enter__(self) -> Any:
         _check_numpy_file(self.path)
+        # our own file object: np.load leaves its own open when the zip is damaged
+        self.f = open(self.path, "rb")  # closed in __exit__, or below on an error
         try:
-            self.z = np.load(self.path, allow_pickle=False)
-        except FileNotFoundError:
-            raise
+            self.z = np.load(self.f, allow_pickle=False)
         except _DAMAGED as exc:
+            self.f.close()
             raise DataError(
                 f"file '{self.path}' is a truncated or damaged NumPy file "
                 f"({type(exc).__name__}: {exc}); write it again (Dataset.save or numpy.savez)."
             ) from None
         if isinstance(self.z, np.ndarray):
+            self.f.close()
             raise DataError(
                 f"file '{self.path}' holds a single array, not named arrays; read a 2-d .npy "
                 "with Dataset.from_numpy(path, columns=[...])."
@@ -358,6 +361,7 @@ class _open_npz:
 
     def __exit__(self, *exc: object) -> None:
         self.z.close()
+        self.f.close()
 
 
 # ------------------------------------------------------------ what a file really is
