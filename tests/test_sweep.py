@@ -176,7 +176,7 @@ def test_the_cache_key_holds_the_adapters_settings(tmp_path: Path) -> None:
     assert _ode(t_eval=[0.0, 0.5, 1.0]).sweep(sets, cache_dir=tmp_path).n_cached == 0
 
 
-FAKE_SIMULATOR = '''
+FAKE_SIMULATOR = """
 import numpy as np
 import hybridml as hm
 from hybridml.adapters import ProvidesData
@@ -190,7 +190,7 @@ class Sim(ProvidesData):
 
     def simulate(self, params=None):
         return hm.Dataset({"t [s]": np.arange(3.0), "y [1]": np.full(3, params["k"])})
-'''
+"""
 
 
 def _install_fake_simulator(site: Path, version: str) -> None:
@@ -233,6 +233,7 @@ def test_the_cache_key_holds_the_simulators_version(tmp_path: Path) -> None:
 
 
 SWEEP_SCRIPT = """
+import multiprocessing
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from hybridml_ode import ODEAdapter, exponential_decay
@@ -242,18 +243,23 @@ if __name__ == "__main__":
         exponential_decay, [1.0], (0.0, 1.0), state_names=["y [1]"], params={"k": 1.0}
     )
     sets = [{"k": 0.5 + 1e-4 * i} for i in range(20000)]  # minutes of work: killed long before
-    with ProcessPoolExecutor(2) as pool:
+    context = multiprocessing.get_context(sys.argv[2])
+    with ProcessPoolExecutor(2, mp_context=context) as pool:
         adapter.sweep(sets, executor=pool, cache_dir=sys.argv[1], progress=False)
 """
 
 
 @pytest.mark.skipif(os.name != "posix", reason="kill -9 and the worker watchdog are POSIX")
-def test_kill_9_of_a_sweep_leaves_no_workers_and_no_damaged_entries(tmp_path: Path) -> None:
+@pytest.mark.parametrize("context", ["fork", "forkserver"])  # forkserver: the battery study's
+def test_kill_9_of_a_sweep_leaves_no_workers_and_no_damaged_entries(
+    tmp_path: Path, context: str
+) -> None:
     psutil = pytest.importorskip("psutil")
     cache = tmp_path / "cache"
     (tmp_path / "sweep.py").write_text(SWEEP_SCRIPT)
     proc = subprocess.Popen(
-        [sys.executable, str(tmp_path / "sweep.py"), str(cache)], stderr=subprocess.PIPE
+        [sys.executable, str(tmp_path / "sweep.py"), str(cache), context],
+        stderr=subprocess.PIPE,
     )
     try:
         # wait until the workers are busy: results arrive in the cache
@@ -280,6 +286,7 @@ def test_kill_9_of_a_sweep_leaves_no_workers_and_no_damaged_entries(tmp_path: Pa
     deadline = time.monotonic() + 60
     while any(running(p) for p in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
+    # (the workers, and with forkserver the server and the resource tracker)
     alive = [p.pid for p in workers if running(p)]
     for pid in alive:  # do not leave them to the next test
         os.kill(pid, signal.SIGKILL)
