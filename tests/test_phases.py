@@ -8,13 +8,14 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 import torch
 from torch import Tensor, nn
 
 import hybridml as hm
+from hybridml.study import load_config
 
 
 def make_net(seed: int = 0, width: int = 16) -> nn.Module:
@@ -182,3 +183,72 @@ def test_adam_in_float64_runs_in_float64_and_converts_back():
     )
     assert seen == [torch.float64] * 3
     assert next(model.parameters()).dtype == torch.float32
+
+
+# ----------------------------------------------------------------------------- defaults
+
+
+def test_trainer_estimator_and_config_share_the_default_phases(tmp_path: Path):
+    defaults = hm.default_phases()
+    assert defaults == (hm.Adam(2000, lr=1e-3), hm.LBFGS(200))
+    assert tuple(hm.Trainer().phases) == defaults
+    est = hm.HybridRegressor()
+    assert (est.adam_steps, est.lr, est.quasi_newton) == (2000, 1e-3, "lbfgs")
+    assert est.quasi_newton_steps is None and est.lbfgs_steps is None  # None: the default 200
+    (tmp_path / "d.csv").write_text("t [s],x [m]\n0,1\n1,2\n", encoding="utf-8")
+    config = tmp_path / "study.toml"
+    config.write_text(
+        '[study]\nname = "d"\n[data]\npath = "d.csv"\ninputs = ["t [s]"]\noutputs = ["x [m]"]\n',
+        encoding="utf-8",
+    )
+    training = load_config(config).training
+    assert hm.default_phases(training.adam_steps, training.lbfgs_steps, lr=training.lr) == (
+        defaults
+    )
+    assert hm.default_phases(10, 0) == (hm.Adam(10),)  # 0 quasi-Newton steps: no phase
+    assert hm.default_phases(10, 5, quasi_newton="bfgs") == (hm.Adam(10), hm.BFGS(5))
+
+
+def regression() -> tuple[Tensor, Tensor]:
+    x = torch.linspace(0.0, 1.0, 24)[:, None]
+    return x, torch.sin(3.0 * x)
+
+
+def test_estimator_phases_win_and_the_shortcuts_build_the_same_phases():
+    x, y = regression()
+    common: dict[str, Any] = {"hidden": (8,), "progress": False}
+    est = hm.HybridRegressor(phases=(SGD(7), hm.BFGS(3)), adam_steps=-5, **common).fit(x, y)
+    assert est.history_.phases == ("sgd", "bfgs")  # phases win; adam_steps is not looked at
+    assert sum(p == "sgd" for p in est.history_.phase) == 7
+
+    # quasi_newton_steps, and lbfgs_steps as its alias, give the same numbers
+    a = hm.HybridRegressor(adam_steps=10, quasi_newton_steps=4, **common).fit(x, y)
+    b = hm.HybridRegressor(adam_steps=10, lbfgs_steps=4, **common).fit(x, y)
+    c = hm.HybridRegressor(phases=(hm.Adam(10), hm.LBFGS(4)), **common).fit(x, y)
+    assert a.history_.phases == ("adam", "lbfgs")
+    assert a.history_.loss == b.history_.loss == c.history_.loss
+    d = hm.HybridRegressor(adam_steps=10, quasi_newton_steps=4, quasi_newton="bfgs", **common)
+    assert d.fit(x, y).history_.phases == ("adam", "bfgs")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (
+            {"phases": ("adam", "lbfgs")},
+            TypeError,
+            r"phases\[0\] is 'adam' \(str\)",
+        ),
+        ({"phases": SGD(5)}, TypeError, "phases must be a sequence of hybridml.Phase"),
+        ({"phases": ()}, ValueError, "phases is empty"),
+        ({"quasi_newton_steps": 5, "lbfgs_steps": 6}, ValueError, r"disagree.*give one"),
+        ({"lbfgs_steps": -1}, ValueError, r"HybridRegressor: lbfgs_steps must be an int >= 0"),
+        ({"quasi_newton_steps": 2.5}, ValueError, r"quasi_newton_steps must be an int"),
+        ({"adam_steps": "10"}, ValueError, r"HybridRegressor: adam_steps must be an int"),
+        ({"quasi_newton": "lbgfs"}, ValueError, r"quasi_newton must be 'lbfgs' or 'bfgs'"),
+    ],
+)
+def test_estimator_phase_settings_errors_name_the_parameter(kwargs, error, match):
+    x, y = regression()
+    with pytest.raises(error, match=match):
+        hm.HybridRegressor(hidden=(4,), progress=False, **kwargs).fit(x, y)

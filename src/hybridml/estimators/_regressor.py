@@ -21,11 +21,12 @@ from ..checks import Check, ConsistencyReport, Policy, run_checks
 from ..data._input import InputData, as_inputs
 from ..exceptions import DataError, InvalidArgumentError
 from ..losses._base import DataLoss, LossTerm
+from ..training._phases import DEFAULT_ADAM_STEPS, DEFAULT_LR
 from ._base import _ChecksPredictions, _is_dataset, _is_frame, _ParamsMixin
 
 if TYPE_CHECKING:
     from ..nn import OutputTransform
-    from ..training import EarlyStopping, History
+    from ..training import EarlyStopping, History, Phase
     from ..training._balancing import Balancer
 
 __all__ = ["HybridRegressor", "Prediction"]
@@ -117,12 +118,20 @@ class HybridRegressor(_ParamsMixin, _ChecksPredictions):
             as not measured (``measured=False``: simulated, synthetic) relative to a
             measured row's 1 (the data term stays a weighted mean; 0 leaves those rows out).
             The default 1 weighs every row the same.
-        adam_steps: Adam iterations.
-        lr: Adam learning rate.
-        lbfgs_steps: quasi-Newton iterations after Adam (in float64; 0 to skip).
+        adam_steps: Adam iterations (default 2000).
+        lr: Adam learning rate (default 1e-3).
+        quasi_newton_steps: quasi-Newton iterations after Adam (in float64; 0 to skip;
+            ``None``: the default, 200). The phases are
+            :func:`~hybridml.default_phases` ``(adam_steps, quasi_newton_steps, lr=lr,
+            quasi_newton=quasi_newton)``, the trainer's and the study config's defaults.
+        lbfgs_steps: the older name of ``quasi_newton_steps`` (also for BFGS); giving both
+            with different values is an error.
         quasi_newton: the method of those iterations: ``"lbfgs"`` (:class:`~hybridml.LBFGS`)
             or ``"bfgs"`` (:class:`~hybridml.BFGS`, dense self-scaled BFGS: much stronger
             on physics losses, for networks up to 10,000 parameters).
+        phases: the optimiser phases (:class:`~hybridml.Phase` objects, e.g.
+            ``(hm.Adam(3000, lr=2e-3), hm.BFGS(500))`` or your own); when given, it wins
+            over ``adam_steps``, ``lr``, ``quasi_newton_steps`` and ``quasi_newton``.
         early_stopping: early stopping on the validation data passed to ``fit``.
         seed: seeds the network's initialisation and the trainer (same seed, same numbers).
         progress: show a progress bar (``None``: only on a terminal).
@@ -151,10 +160,12 @@ class HybridRegressor(_ParamsMixin, _ChecksPredictions):
         checks: Sequence[Check] = (),
         check_policy: Policy | str = Policy.WARN,
         synthetic_weight: float = 1.0,
-        adam_steps: int = 2000,
-        lr: float = 1e-3,
-        lbfgs_steps: int = 200,
+        adam_steps: int = DEFAULT_ADAM_STEPS,
+        lr: float = DEFAULT_LR,
+        quasi_newton_steps: int | None = None,
+        lbfgs_steps: int | None = None,
         quasi_newton: str = "lbfgs",
+        phases: Sequence[Phase] | None = None,
         early_stopping: EarlyStopping | None = None,
         seed: int = 0,
         progress: bool | None = None,
@@ -174,8 +185,10 @@ class HybridRegressor(_ParamsMixin, _ChecksPredictions):
         self.synthetic_weight = synthetic_weight
         self.adam_steps = adam_steps
         self.lr = lr
+        self.quasi_newton_steps = quasi_newton_steps
         self.lbfgs_steps = lbfgs_steps
         self.quasi_newton = quasi_newton
+        self.phases = phases
         self.early_stopping = early_stopping
         self.seed = seed
         self.progress = progress
@@ -283,14 +296,19 @@ class HybridRegressor(_ParamsMixin, _ChecksPredictions):
         Returns:
             ``self``.
         """
-        from ..training import BFGS, LBFGS, Adam, Trainer
+        from ..training import Trainer
         from ..training._balancing import Balancer
+        from ..training._phases import phases_from_settings
 
-        if self.quasi_newton not in ("lbfgs", "bfgs"):
-            raise ValueError(
-                "HybridRegressor: quasi_newton must be 'lbfgs' or 'bfgs', got "
-                f"{self.quasi_newton!r}."
-            )
+        phases = phases_from_settings(
+            "HybridRegressor",
+            phases=self.phases,
+            adam_steps=self.adam_steps,
+            lr=self.lr,
+            quasi_newton_steps=self.quasi_newton_steps,
+            lbfgs_steps=self.lbfgs_steps,
+            quasi_newton=self.quasi_newton,
+        )
         data = self._read(X, y, "HybridRegressor.fit")
         x, yy = data.X, data.y
         assert yy is not None
@@ -302,10 +320,6 @@ class HybridRegressor(_ParamsMixin, _ChecksPredictions):
             val = self._read(validation[0], validation[1], "HybridRegressor.fit (validation)")
             assert val.y is not None
             val_losses = {"data": DataLoss(val.X, val.y)}
-        phases: list[Any] = [Adam(self.adam_steps, lr=self.lr)]
-        if self.lbfgs_steps > 0:
-            qn = BFGS if self.quasi_newton == "bfgs" else LBFGS
-            phases.append(qn(self.lbfgs_steps))
         balancer = self.weights if isinstance(self.weights, Balancer) else None
         fixed = None if isinstance(self.weights, Balancer) else self.weights
         trainer = Trainer(

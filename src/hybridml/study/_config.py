@@ -46,9 +46,11 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    adam_steps: int = 2000
-    lr: float = 1e-3
-    lbfgs_steps: int = 200
+    # no defaults here: load_config fills them from hybridml.training.default_phases's
+    # (the trainer's and the estimator's), imported there so that this module needs no torch
+    adam_steps: int
+    lr: float
+    lbfgs_steps: int
     balancer: str = "fixed"
     weights: dict[str, float] = field(default_factory=dict)
 
@@ -227,11 +229,13 @@ def load_config(path: str | Path) -> StudyConfig:
     model = ModelConfig(hidden=list(hidden), activation=m.choice("activation", ACTIVATIONS, "tanh"))
     m.finish()
 
+    from ..training._phases import DEFAULT_ADAM_STEPS, DEFAULT_LR, DEFAULT_QUASI_NEWTON_STEPS
+
     t = _Reader(path, text, _table(root, "training") or {}, "training")
     training = TrainingConfig(
-        adam_steps=t.get("adam_steps", int, 2000),
-        lr=t.get("lr", float, 1e-3),
-        lbfgs_steps=t.get("lbfgs_steps", int, 200),
+        adam_steps=t.get("adam_steps", int, DEFAULT_ADAM_STEPS),
+        lr=t.get("lr", float, DEFAULT_LR),
+        lbfgs_steps=t.get("lbfgs_steps", int, DEFAULT_QUASI_NEWTON_STEPS),
         balancer=t.choice("balancer", BALANCERS, "fixed"),
         weights={k: float(v) for k, v in t.get("weights", dict, {}).items()},
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -300,3 +300,58 @@ def _can_fuse(params: Sequence[Tensor]) -> bool:
 
 def _flat(params: Sequence[Tensor]) -> Tensor:
     return torch.cat([p.detach().reshape(-1) for p in params])
+
+
+def phases_from_settings(
+    owner: str,
+    *,
+    phases: Any,
+    adam_steps: Any,
+    lr: Any,
+    quasi_newton_steps: Any,
+    lbfgs_steps: Any,
+    quasi_newton: Any,
+) -> tuple[Phase, ...]:
+    """The phases of an estimator: ``phases`` if given, else :func:`default_phases` from
+    the shortcut settings; every error names the setting of ``owner`` it is about.
+
+    ``lbfgs_steps`` is the older name of ``quasi_newton_steps`` (it also sets BFGS
+    iterations); both given with different values is an error. ``None`` for both: the
+    default, :data:`DEFAULT_QUASI_NEWTON_STEPS`.
+    """
+    if quasi_newton not in ("lbfgs", "bfgs"):
+        raise ValueError(f"{owner}: quasi_newton must be 'lbfgs' or 'bfgs', got {quasi_newton!r}.")
+    if phases is not None:
+        example = "e.g. phases=(hm.Adam(2000), hm.BFGS(200))"
+        if isinstance(phases, (Phase, str)) or not isinstance(phases, Sequence):
+            raise TypeError(
+                f"{owner}: phases must be a sequence of hybridml.Phase objects, {example}; "
+                f"got {phases!r}."
+            )
+        if not phases:
+            raise ValueError(f"{owner}: phases is empty; {example}, or phases=None.")
+        for i, p in enumerate(phases):
+            if not isinstance(p, Phase):
+                raise TypeError(
+                    f"{owner}: phases[{i}] is {p!r} ({type(p).__name__}), not a hybridml.Phase; "
+                    f"{example}."
+                )
+        return tuple(phases)
+    if quasi_newton_steps is not None and lbfgs_steps is not None:
+        if quasi_newton_steps != lbfgs_steps:
+            raise ValueError(
+                f"{owner}: quasi_newton_steps={quasi_newton_steps!r} and "
+                f"lbfgs_steps={lbfgs_steps!r} disagree; lbfgs_steps is the older name of "
+                "quasi_newton_steps, give one of them."
+            )
+    qn_name, qn_steps = (
+        ("lbfgs_steps", lbfgs_steps)
+        if quasi_newton_steps is None
+        else ("quasi_newton_steps", quasi_newton_steps)
+    )
+    if qn_steps is None:
+        qn_steps = DEFAULT_QUASI_NEWTON_STEPS
+    _check_int(owner, "adam_steps", adam_steps, 0)
+    _check_positive(owner, "lr", lr)
+    _check_int(owner, qn_name, qn_steps, 0)
+    return default_phases(adam_steps, qn_steps, lr=lr, quasi_newton=quasi_newton)
