@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -275,7 +276,7 @@ def test_kill_9_of_a_sweep_leaves_no_workers_and_no_damaged_entries(
         proc.wait()
         proc.stderr.close()  # type: ignore[union-attr]
 
-    def running(p: psutil.Process) -> bool:
+    def running(p: Any) -> bool:  # a psutil.Process
         try:
             return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
         except psutil.NoSuchProcess:

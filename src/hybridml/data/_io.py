@@ -187,7 +187,10 @@ def from_csv(
             )
     body = records[1:]
     if not body:
-        raise DataError(f"file '{path}' has a header but no data rows; the data is empty.")
+        raise DataError(
+            f"file '{path}' has a header but no data rows; add one line a row below the "
+            "header, or pass the file that holds the data."
+        )
     wanted = _wanted(names, columns, group, coordinate, measured_column, src)
     for line, rec in body:
         if len(rec) != len(names):
