@@ -191,3 +191,184 @@ class _ChecksPredictions(abc.ABC):
         (the estimator's ``check_policy`` unless ``policy`` is given) and return the
         :class:`~hybridml.Prediction` with its report; ``model`` replaces the estimator's
         own model for checks that evaluate it."""
+
+
+# ----------------------------------------------------------------------------- checked settings
+
+
+def _policy(value: Any, what: str, param: str = "check_policy") -> Any:
+    """``value`` as a :class:`~hybridml.Policy`; anything else is an InvalidArgumentError
+    that names ``param`` and lists the valid values."""
+    from ..checks import Policy
+    from ..exceptions import InvalidArgumentError
+
+    if isinstance(value, Policy):
+        return value
+    valid = [p.value for p in Policy]
+    if isinstance(value, str) and value in valid:
+        return Policy(value)
+    raise InvalidArgumentError(
+        f"{what}: {param}={value!r} is not a policy; use one of "
+        f"{', '.join(repr(v) for v in valid)} (or hybridml.Policy.RAISE/WARN/RECORD)."
+    )
+
+
+def _adapter(item: Any, i: int, what: str) -> Any:
+    """One entry of ``adapters=``: an adapter instance, or a registry name whose adapter
+    class can be built without arguments (it is built with its default settings)."""
+    from ..adapters._contract import SimulatorAdapter
+    from ..adapters._registry import load_simulator
+    from ..exceptions import InvalidArgumentError, InvalidTypeError
+
+    if isinstance(item, SimulatorAdapter):
+        return item
+    if isinstance(item, str):
+        cls = load_simulator(item)  # an unknown name: UnknownSimulatorError listing them
+        try:
+            inspect.signature(cls).bind()
+        except TypeError:
+            needed = [
+                p.name
+                for p in inspect.signature(cls).parameters.values()
+                if p.default is inspect.Parameter.empty
+                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            ]
+            raise InvalidArgumentError(
+                f"{what}: adapters[{i}] is the name {item!r}, but {cls.__name__} needs "
+                f"settings ({', '.join(needed)}), so it cannot be built from its name; pass an "
+                f"instance, e.g. adapters=[{cls.__name__}(...)] "
+                f"(hybridml.load_simulator({item!r}) returns the class)."
+            ) from None
+        return cls()
+    if isinstance(item, type) and issubclass(item, SimulatorAdapter):
+        raise InvalidTypeError(
+            f"{what}: adapters[{i}] is the class {item.__name__}, not an adapter; pass an "
+            f"instance, e.g. {item.__name__}(...)."
+        )
+    raise InvalidTypeError(
+        f"{what}: adapters[{i}] is {type(item).__name__} {item!r:.60}, not a simulator "
+        "adapter; pass adapter instances (e.g. hybridml.load_simulator('ode')(...)) or the "
+        "registry names of adapters that need no settings."
+    )
+
+
+def _adapters(adapters: Any, what: str) -> list[Any]:
+    """The ``adapters=`` setting as a list of adapter instances (see :func:`_adapter`).
+
+    Raises InvalidTypeError for anything that is not a list of adapters or names, and
+    warns (:class:`~hybridml.exceptions.HybridMLWarning`) about an adapter that gives the
+    model neither loss terms nor checks, since it then changes nothing.
+    """
+
+    from ..adapters._contract import ProvidesChecks, ProvidesConstraints, SimulatorAdapter
+    from ..exceptions import InvalidTypeError
+
+    if adapters is None:
+        return []
+    if isinstance(adapters, SimulatorAdapter | str | type) or not isinstance(
+        adapters, list | tuple
+    ):
+        raise InvalidTypeError(
+            f"{what}: adapters must be a list of adapters, got {type(adapters).__name__} "
+            f"{adapters!r:.60}; wrap one adapter in a list: adapters=[adapter]."
+        )
+    out = [_adapter(item, i, what) for i, item in enumerate(adapters)]
+    for adapter in out:
+        if not isinstance(adapter, ProvidesConstraints | ProvidesChecks):
+            _warn_idle(adapter, what, stacklevel=5)  # the caller of fit
+    return out
+
+
+def _warn_idle(adapter: Any, what: str, stacklevel: int) -> None:
+    """Warn that ``adapter`` gives the model neither loss terms nor checks."""
+    import warnings
+
+    from ..exceptions import HybridMLWarning
+
+    warnings.warn(
+        f"{what}: the adapter {type(adapter).__name__} gives no loss terms and no checks "
+        f"(its capabilities: {', '.join(adapter.capabilities()) or 'none'}), so it does not "
+        "change the model; check its settings, use its simulate() data as measurements, or "
+        "leave it out of adapters=.",
+        HybridMLWarning,
+        stacklevel=stacklevel,
+    )
+
+
+def _checked_regressor_settings(est: Any, validation: Any, what: str) -> list[Any]:
+    """Refuse, before any training, the settings of a
+    :class:`~hybridml.HybridRegressor` and the ``fit`` arguments that would otherwise fail
+    late or be dropped without a word; returns the adapters as instances."""
+    from collections.abc import Mapping
+
+    from ..checks import Check
+    from ..exceptions import InvalidArgumentError, InvalidTypeError
+
+    _policy(est.check_policy, what)
+    adapters = _adapters(est.adapters, what)
+    if est.physics is not None and not isinstance(est.physics, Mapping):
+        raise InvalidTypeError(
+            f"{what}: physics must be a mapping name -> LossTerm, e.g. "
+            f"physics={{'pde': ResidualLoss(...)}}; got {type(est.physics).__name__}."
+        )
+    if not isinstance(est.checks, list | tuple):
+        raise InvalidTypeError(
+            f"{what}: checks must be a list of checks, got {type(est.checks).__name__}; "
+            "wrap one check in a list: checks=[check]."
+        )
+    for i, c in enumerate(est.checks):
+        if not isinstance(c, Check):
+            raise InvalidTypeError(
+                f"{what}: checks[{i}] is {type(c).__name__} {c!r:.60}, not a hybridml.Check; "
+                "wrap a function in CustomCheck(fn, name=...)."
+            )
+    if isinstance(est.hidden, str) or not isinstance(est.hidden, list | tuple):
+        raise InvalidTypeError(
+            f"{what}: hidden must be a list of layer widths, e.g. hidden=(32, 32); got "
+            f"{type(est.hidden).__name__} {est.hidden!r:.60}."
+        )
+    if isinstance(est.seed, bool) or not isinstance(est.seed, int | np.integer):
+        raise InvalidTypeError(f"{what}: seed must be an integer, got {est.seed!r:.60}.")
+    if est.simulator is not None and not callable(est.simulator):
+        raise InvalidTypeError(
+            f"{what}: simulator must be a callable x -> simulated outputs (or None), got "
+            f"{type(est.simulator).__name__}."
+        )
+    if validation is not None and not (
+        isinstance(validation, tuple | list) and len(validation) == 2
+    ):
+        raise InvalidArgumentError(
+            f"{what}: validation must be a pair (X_val, y_val), got {type(validation).__name__}"
+            + (f" of length {len(validation)}" if isinstance(validation, tuple | list) else "")
+            + "."
+        )
+    if est.early_stopping is not None and validation is None:
+        raise InvalidArgumentError(
+            f"{what}: early_stopping needs validation data; pass "
+            "fit(X, y, validation=(X_val, y_val)) or early_stopping=None."
+        )
+    return adapters
+
+
+def _preflight(
+    model: Any, sources: list[tuple[Any, dict[str, Any]]], outputs: Any, what: str
+) -> None:
+    """Evaluate every adapter loss term once on the untrained model, so that an adapter
+    that expects other outputs than the model has is reported before training, naming
+    the term, the adapter and the model's outputs (the evaluation changes nothing: no
+    optimiser step, no random draw)."""
+    from ..exceptions import InvalidArgumentError
+
+    outs = list(outputs)
+    for adapter, terms in sources:
+        for name, term in terms.items():
+            try:
+                term(model)
+            except (LookupError, ValueError, RuntimeError) as exc:
+                raise InvalidArgumentError(
+                    f"{what}: the loss term {name!r} of the adapter {type(adapter).__name__} "
+                    f"does not fit this model, whose {len(outs)} output(s) are {outs} "
+                    f"({type(exc).__name__}: {exc}). An adapter's loss terms expect the "
+                    "outputs it simulates, in its order: set outputs= to the adapter's "
+                    "outputs (for an ODE adapter, its state_names)."
+                ) from exc

@@ -22,7 +22,16 @@ from ..data._input import InputData, as_inputs
 from ..exceptions import DataError, InvalidArgumentError
 from ..losses._base import DataLoss, LossTerm
 from ..training._phases import DEFAULT_ADAM_STEPS, DEFAULT_LR
-from ._base import _ChecksPredictions, _is_dataset, _is_frame, _ParamsMixin
+from ._base import (
+    _checked_regressor_settings,
+    _ChecksPredictions,
+    _is_dataset,
+    _is_frame,
+    _ParamsMixin,
+    _policy,
+    _preflight,
+    _warn_idle,
+)
 
 if TYPE_CHECKING:
     from ..nn import OutputTransform
@@ -106,14 +115,18 @@ class HybridRegressor(_ParamsMixin, _ChecksPredictions):
             the others are learned from the physics alone.
         hidden: widths of the hidden layers.
         activation: activation module class.
-        adapters: simulator adapters whose loss terms and checks are used.
+        adapters: simulator adapters whose loss terms and checks are used: instances, or
+            the registry names (:func:`~hybridml.available_simulators`) of adapters that
+            need no settings (built with their defaults). A class is refused (pass an
+            instance); an adapter with neither loss terms nor checks gets a warning.
         physics: extra named loss terms (e.g. a :class:`~hybridml.ResidualLoss`).
         weights: fixed loss weights by term name (``"data"`` is the measurement term), or a
             :class:`~hybridml.Balancer` for adaptive balancing.
         simulator: a callable ``x -> simulated outputs`` for a residual model.
         transform: an output transform for hard constraints.
         checks: extra consistency checks run by ``predict``.
-        check_policy: what a failed check does in ``predict``: raise, warn or record.
+        check_policy: what a failed check does in ``predict``: ``"raise"``, ``"warn"``
+            or ``"record"`` (or a :class:`~hybridml.Policy`); checked by ``fit``.
         synthetic_weight: the data-loss weight of a row a :class:`~hybridml.Dataset` marks
             as not measured (``measured=False``: simulated, synthetic) relative to a
             measured row's 1 (the data term stays a weighted mean; 0 leaves those rows out).
@@ -152,7 +165,7 @@ class HybridRegressor(_ParamsMixin, _ChecksPredictions):
         outputs: Sequence[str] | None = None,
         hidden: Sequence[int] = (32, 32, 32),
         activation: type[nn.Module] = nn.Tanh,
-        adapters: Sequence[SimulatorAdapter] = (),
+        adapters: Sequence[SimulatorAdapter | str] = (),
         physics: Mapping[str, LossTerm] | None = None,
         weights: Mapping[str, float] | Balancer | None = None,
         simulator: Callable[[Tensor], Tensor] | None = None,
@@ -249,6 +262,12 @@ class HybridRegressor(_ParamsMixin, _ChecksPredictions):
             # the network learns the simulator's error: scale it to that error's spread
             with torch.no_grad():
                 sim = self.simulator(torch.as_tensor(x, dtype=dtype))
+            if tuple(getattr(sim, "shape", ())) not in (y.shape, (y.shape[0],) * (y.ndim - 1)):
+                raise InvalidArgumentError(
+                    f"HybridRegressor.fit: simulator returned shape "
+                    f"{tuple(getattr(sim, 'shape', ()))} for {x.shape[0]} rows; it must return "
+                    f"a tensor of shape {y.shape}, one column per output {self.outputs or ''}."
+                )
             target = y - sim.detach().cpu().numpy().reshape(y.shape)
         else:
             target = y
@@ -263,21 +282,27 @@ class HybridRegressor(_ParamsMixin, _ChecksPredictions):
 
     def _loss_terms(
         self, x: np.ndarray, y: np.ndarray, measured: np.ndarray
-    ) -> dict[str, LossTerm]:
+    ) -> tuple[dict[str, LossTerm], list[tuple[Any, dict[str, LossTerm]]]]:
+        """The loss terms, and each constraining adapter with the terms it gave."""
         losses: dict[str, LossTerm] = {"data": DataLoss(x, y, self._row_weights(measured))}
-        sources = [a.loss_terms() for a in self.adapters if isinstance(a, ProvidesConstraints)]
-        for terms in [*sources, dict(self.physics or {})]:
+        sources = [
+            (a, dict(a.loss_terms())) for a in self.adapters_ if isinstance(a, ProvidesConstraints)
+        ]
+        for terms in [*(t for _, t in sources), dict(self.physics or {})]:
             for name, term in terms.items():  # the trainer checks that each is a LossTerm
                 if name in losses:
                     raise ValueError(f"HybridRegressor: two loss terms are named {name!r}.")
                 losses[name] = term
-        return losses
+        return losses, sources
 
-    def _all_checks(self) -> list[Check]:
+    def _all_checks(self, sources: list[tuple[SimulatorAdapter, Any]]) -> list[Check]:
         checks: list[Check] = []
-        for adapter in self.adapters:
-            if isinstance(adapter, ProvidesChecks):
-                checks.extend(adapter.checks())
+        gave_terms = {id(a) for a, terms in sources if terms}
+        for adapter in self.adapters_:
+            own = list(adapter.checks()) if isinstance(adapter, ProvidesChecks) else []
+            if not own and id(adapter) not in gave_terms:
+                _warn_idle(adapter, "HybridRegressor.fit", stacklevel=4)
+            checks.extend(own)
         checks.extend(self.checks)
         return checks
 
@@ -309,16 +334,24 @@ class HybridRegressor(_ParamsMixin, _ChecksPredictions):
             lbfgs_steps=self.lbfgs_steps,
             quasi_newton=self.quasi_newton,
         )
+        self.adapters_ = _checked_regressor_settings(self, validation, "HybridRegressor.fit")
         data = self._read(X, y, "HybridRegressor.fit")
         x, yy = data.X, data.y
         assert yy is not None
         ins, outs = list(data.input_names), list(data.output_names)
         model = self._build_model(x, yy)
-        losses = self._loss_terms(x, yy, data.measured)
+        losses, sources = self._loss_terms(x, yy, data.measured)
+        _preflight(model, sources, outs, "HybridRegressor.fit")
         val_losses = None
         if validation is not None:
             val = self._read(validation[0], validation[1], "HybridRegressor.fit (validation)")
             assert val.y is not None
+            if val.X.shape[1] != x.shape[1] or val.y.shape[1] != yy.shape[1]:
+                raise DataError(
+                    f"HybridRegressor.fit: the validation data has {val.X.shape[1]} input and "
+                    f"{val.y.shape[1]} output column(s); X and y have {x.shape[1]} and "
+                    f"{yy.shape[1]}; pass validation=(X_val, y_val) with the same columns."
+                )
             val_losses = {"data": DataLoss(val.X, val.y)}
         balancer = self.weights if isinstance(self.weights, Balancer) else None
         fixed = None if isinstance(self.weights, Balancer) else self.weights
@@ -336,7 +369,7 @@ class HybridRegressor(_ParamsMixin, _ChecksPredictions):
         self.history_: History = trainer.fit(model, losses, val_losses=val_losses, resume=resume)
         self.model_ = model
         self.losses_ = losses
-        self.checks_ = self._all_checks()
+        self.checks_ = self._all_checks(sources)
         self.input_names_ = ins
         self.output_names_ = outs
         self.named_inputs_ = data.named
@@ -364,6 +397,8 @@ class HybridRegressor(_ParamsMixin, _ChecksPredictions):
             A :class:`Prediction` with the values (named by the outputs, with their units)
             and the consistency report.
         """
+        if policy is not None:
+            _policy(policy, "HybridRegressor.predict", "policy")
         values = self.predict_values(X)
         return self.check_prediction(X, values, policy=policy, extra=extra)
 
@@ -437,7 +472,10 @@ class HybridRegressor(_ParamsMixin, _ChecksPredictions):
         if np.isfinite(values).all():
             checked = Dataset(data, group=group, coordinate=coordinate, source="prediction")
         report = run_checks(self.checks_, checked, self.model_ if model is None else model)
-        report.enforce(self.check_policy if policy is None else policy)
+        what = "HybridRegressor.predict"
+        report.enforce(
+            _policy(self.check_policy, what) if policy is None else _policy(policy, what, "policy")
+        )
         units = getattr(self, "units_", {})
         return Prediction(values, tuple(self.output_names_), report, data, dict(units))
 
