@@ -19,6 +19,7 @@ from typing import Any
 
 __all__ = [
     "CacheWarning",
+    "CheckpointMismatchError",
     "ConfigError",
     "ConsistencyError",
     "ConsistencyWarning",
@@ -63,6 +64,11 @@ class MissingColumnError(DataError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0]) if self.args else ""
+
+
+class CheckpointMismatchError(HybridMLError, ValueError):
+    """A training checkpoint belongs to another fit (other data, settings or model), or
+    cannot be read; the message names the file, says what differs and how to start fresh."""
 
 
 class ConfigError(HybridMLError, ValueError):
