@@ -8,6 +8,8 @@ that for its float64 L-BFGS phase.
   :meth:`MLP.jet` returns a :class:`Jet`, its value with first and second input derivatives
   at many points in one pass (Taylor mode, optionally compiled; a :class:`Precompilation`
   compiles it in the background).
+* :class:`BatchedMLP` — ``n_members`` independent MLPs evaluated in one batched pass (the
+  networks of :class:`~hybridml.BatchedEnsemble`).
 * Hard constraints: an :class:`OutputTransform` (:class:`Bounded`, :class:`Positive`,
   :class:`HardBoundary`) applied to a network's raw output by :class:`Constrained`.
 * :class:`PhysicalParameter` — a learnable scalar kept positive or inside bounds by its
@@ -16,6 +18,7 @@ that for its float64 L-BFGS phase.
   simulator (or known dynamics) and a network.
 """
 
+from ._batched import BatchedMLP
 from ._constraints import Bounded, Constrained, HardBoundary, OutputTransform, Positive
 from ._hybrid import UDE, LinearForcingUDE, ResidualModel
 from ._jet import Jet
@@ -26,6 +29,7 @@ from ._precompile import Precompilation
 __all__ = [
     "MLP",
     "UDE",
+    "BatchedMLP",
     "Bounded",
     "Constrained",
     "HardBoundary",
