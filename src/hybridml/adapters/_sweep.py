@@ -264,8 +264,8 @@ def run_sweep(
     progress: bool | None = None,
 ) -> SweepResult:
     """Run ``adapter.simulate`` for each parameter set; see :meth:`ProvidesData.sweep`."""
+    from .._atomic import atomic_write
     from .._progress import progress_bar
-    from ..study._folder import atomic_write
 
     params = [{k: float(v) for k, v in p.items()} for p in param_sets]
     results: list[Dataset | None] = [None] * len(params)

@@ -13,15 +13,15 @@ import gzip
 import io
 import json
 import os
-import uuid
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._atomic import atomic_write
 from ..exceptions import DataError, InvalidArgumentError
 from ._validate import _as_mask, _missing_column, _Rows, _where
 
@@ -40,27 +40,6 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _DAMAGED = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error)
 
 
-def _atomic_write(path: Path, write: Callable[[Any], None], binary: bool) -> None:
-    """Write ``path`` through a temporary file in the same folder, then rename it.
-
-    The temporary file is created with ``open(..., "x")`` (not ``mkstemp``) so that the
-    result gets the usual permissions from the umask.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
-    try:
-        if binary:
-            with open(tmp, "xb") as fb:
-                write(fb)
-        else:
-            with open(tmp, "x", encoding="utf-8", newline="") as ft:
-                write(ft)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def save(ds: Dataset, path: str | os.PathLike[str]) -> None:
     """Write ``ds`` to ``path`` (see :meth:`Dataset.save`)."""
     names = list(ds._data)
@@ -76,7 +55,7 @@ def save(ds: Dataset, path: str | os.PathLike[str]) -> None:
     arrays: dict[str, Any] = {f"c{i}": ds._data[k] for i, k in enumerate(names)}
     arrays["measured"] = ds._measured
     arrays[_META_KEY] = np.asarray(json.dumps(meta))
-    _atomic_write(Path(path), lambda f: np.savez(f, **arrays), binary=True)
+    atomic_write(Path(path), lambda f: np.savez(f, **arrays), binary=True)
 
 
 def load(cls: type[Dataset], path: str | os.PathLike[str]) -> Dataset:
@@ -144,7 +123,7 @@ def to_csv(
         w.writerow(header)
         w.writerows(zip(*cols, strict=True))
 
-    _atomic_write(Path(path), write, binary=False)
+    atomic_write(Path(path), write)
 
 
 def from_csv(

@@ -6,38 +6,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
+from .._atomic import atomic_write
 from ..exceptions import InvalidArgumentError
 
 __all__ = ["INCOMPLETE_MARKER", "RunFolder", "atomic_write"]
 
 #: the file that marks a run folder whose run did not finish
 INCOMPLETE_MARKER = "INCOMPLETE"
-
-
-def atomic_write(
-    path: str | Path, write: Callable[[IO[Any]], object], *, binary: bool = False
-) -> None:
-    """Write a file atomically: ``write(f)`` writes into a temporary file in the same
-    folder, which then replaces ``path`` in one rename. A reader (or a run killed
-    mid-write) sees either the old file or the complete new one, never a part."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        f: IO[Any]
-        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _check_destination(out: Path) -> None:
