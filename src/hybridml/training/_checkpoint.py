@@ -1,18 +1,31 @@
-"""Trainer checkpoints: what they hold, written atomically, read with ``weights_only``."""
+"""Trainer checkpoints: what they hold, written atomically, read with ``weights_only``.
+
+A checkpoint also holds the *fingerprint* of its fit (:func:`fingerprint`): digests of the
+loss terms' data and settings and of the model's architecture, the phases, the balancer,
+early stopping and the seed. A fit resumes a checkpoint only when its own fingerprint is
+the same; otherwise :class:`~hybridml.exceptions.CheckpointMismatchError` says what differs.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
 import tempfile
 import time
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
+from ..exceptions import CheckpointMismatchError, HybridMLWarning
+from ..losses._base import LossTerm
 from ._history import History
+from ._phase import Phase
 
 if TYPE_CHECKING:
     from ._engine import _Engine
@@ -40,12 +53,12 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:
-        raise ValueError(
+        raise CheckpointMismatchError(
             f"could not read the checkpoint {str(path)!r} ({exc}); delete it or pass "
             "fit(resume=False) to start over."
         ) from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != _FORMAT:
-        raise ValueError(
+        raise CheckpointMismatchError(
             f"{str(path)!r} is not a hybridml trainer checkpoint; pass another "
             "Trainer(checkpoint=...) or fit(resume=False)."
         )
@@ -61,6 +74,7 @@ def checkpoint_state(engine: _Engine) -> dict[str, Any]:
     """The state of a fit as a checkpoint: plain containers and tensors."""
     state: dict[str, Any] = {
         "format": _FORMAT,
+        "fingerprint": engine.fingerprint,
         "loss_names": list(engine.names),
         "val_names": list(engine.val_names),
         "model_keys": model_keys(engine.model),
@@ -99,12 +113,12 @@ def restore(engine: _Engine, ckpt: dict[str, Any]) -> None:
     where = str(engine.path)
     advice = "pass the same model and losses, or fit(resume=False) to start over."
     if set(ckpt["loss_names"]) != set(engine.names):
-        raise ValueError(
+        raise CheckpointMismatchError(
             f"checkpoint {where!r} was written for loss terms {ckpt['loss_names']}, but "
             f"fit() got {engine.names}; {advice}"
         )
     if set(ckpt["val_names"]) != set(engine.val_names):
-        raise ValueError(
+        raise CheckpointMismatchError(
             f"checkpoint {where!r} was written for validation loss terms "
             f"{ckpt['val_names']}, but fit() got {engine.val_names}; {advice}"
         )
@@ -115,16 +129,17 @@ def restore(engine: _Engine, ckpt: dict[str, Any]) -> None:
         detail = ", ".join(
             f"{k}: checkpoint {saved_keys.get(k)} vs model {keys.get(k)}" for k in diff[:5]
         )
-        raise ValueError(
+        raise CheckpointMismatchError(
             f"checkpoint {where!r} does not match the model (parameter names/shapes "
             f"differ: {detail}); {advice}"
         )
     if list(ckpt["phases"]) != [p.name for p in engine.phases]:
-        raise ValueError(
+        raise CheckpointMismatchError(
             f"checkpoint {where!r} was written for phases {ckpt['phases']}, but the trainer "
             f"has {[p.name for p in engine.phases]}; use the same phases, or "
             "fit(resume=False) to start over."
         )
+    _check_fingerprint(engine, ckpt.get("fingerprint"))
     engine.phase_index = int(ckpt["phase_index"])
     engine.phase_step = int(ckpt["phase_step"])
     engine.global_step = int(ckpt["global_step"])
@@ -159,7 +174,7 @@ def load_pending(engine: _Engine) -> None:
         for name, term in zip(engine.val_names, engine.val_terms, strict=True):
             term.load_state_dict(ckpt["val_losses"][name])
     except RuntimeError as exc:
-        raise ValueError(
+        raise CheckpointMismatchError(
             f"checkpoint {where!r} does not match the model or loss terms ({exc}); pass "
             "the same model and losses, or fit(resume=False) to start over."
         ) from exc
@@ -168,3 +183,161 @@ def load_pending(engine: _Engine) -> None:
     engine.best = (
         None if best is None else [b.to(p.dtype) for b, p in zip(best, engine.params, strict=True)]
     )
+
+
+# --------------------------------------------------------------------------- fingerprint
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _text(obj: object) -> str:
+    """``repr(obj)`` without memory addresses (they differ between processes)."""
+    return _ADDRESS.sub("", repr(obj))
+
+
+def _digest() -> Any:
+    return hashlib.blake2b(digest_size=16)
+
+
+def _hash_values(h: Any, t: Tensor) -> None:
+    """Feed the bytes of ``t`` to ``h`` through a numpy view (no copy of a CPU tensor)."""
+    flat = t.detach().reshape(-1)
+    if flat.device.type != "cpu":
+        flat = flat.cpu()
+    flat = flat.resolve_conj().resolve_neg().contiguous()
+    h.update(flat.view(torch.uint8).numpy())
+
+
+def _structure(module: nn.Module, h: Any) -> None:
+    """Feed the architecture of ``module`` to ``h``: each submodule's class and settings
+    (``extra_repr``), and the names, shapes and dtypes of its parameters and buffers.
+
+    The ``extra_repr`` of a module that holds parameters itself is left out: it may show
+    their values (e.g. a physical parameter's), which training changes and the checkpoint
+    restores, so they say nothing about which fit this is.
+    """
+    for name, sub in module.named_modules():
+        cls = type(sub)
+        h.update(f"module {name} {cls.__module__}.{cls.__qualname__}\n".encode())
+        if next(sub.parameters(recurse=False), None) is None:
+            h.update(f"  {_text(sub.extra_repr())}\n".encode())
+    for name, p in module.named_parameters():
+        h.update(f"param {name} {tuple(p.shape)} {p.dtype}\n".encode())
+    for name, b in module.named_buffers():
+        h.update(f"buffer {name} {tuple(b.shape)} {b.dtype}\n".encode())
+
+
+def _may_resample(phases: Sequence[Phase]) -> bool:
+    """Whether any phase asks the loss terms to redraw their points during the fit."""
+    return any(
+        p.resamples(k)
+        for p in phases
+        if type(p).resamples is not Phase.resamples
+        for k in range(p.steps)
+    )
+
+
+def _term_fingerprint(term: LossTerm, values: bool) -> dict[str, str]:
+    """Digests of a loss term: ``setup`` (class, settings, tensor names and shapes) and
+    ``data`` (the values of its buffers, if ``values``; its parameters' values are
+    trained and restored from the checkpoint, so they are left out)."""
+    setup = _digest()
+    _structure(term, setup)
+    data = _digest()
+    if values:
+        for name, b in term.named_buffers():
+            data.update(f"{name} {tuple(b.shape)} {b.dtype}\n".encode())
+            _hash_values(data, b)
+    return {"setup": setup.hexdigest(), "data": data.hexdigest()}
+
+
+def fingerprint(engine: _Engine) -> dict[str, Any]:
+    """What identifies the fit ``engine`` runs, as plain containers of strings and ints.
+
+    It is computed once, when the fit starts (before any step), and saved with every
+    checkpoint. It holds digests of each loss term's setup and data (the values of its
+    buffers; for a term that the phases resample, only their names and shapes: its
+    points are drawn during the fit and restored from the checkpoint) and of the model's
+    architecture (modules, settings, parameter and buffer names, shapes and dtypes, but
+    not their values: a resumed fit takes every value from the checkpoint), and the
+    phases, balancer, early stopping and seed as text.
+    """
+    resampled = _may_resample(engine.phases)
+
+    def terms(names: list[str], items: list[LossTerm]) -> dict[str, dict[str, str]]:
+        return {
+            name: _term_fingerprint(
+                term, values=not (resampled and type(term).resample is not LossTerm.resample)
+            )
+            for name, term in zip(names, items, strict=True)
+        }
+
+    model = _digest()
+    _structure(engine.model, model)
+    trainer = engine.trainer
+    return {
+        "terms": terms(engine.names, engine.terms),
+        "val_terms": terms(engine.val_names, engine.val_terms),
+        "model": model.hexdigest(),
+        "phases": [_text(p) for p in engine.phases],
+        "balancer": _text(engine.balancer),
+        "early_stopping": _text(trainer.early_stopping),
+        "seed": trainer.seed,
+    }
+
+
+def _differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """What differs between two fingerprints, as phrases (the data first)."""
+    out: list[str] = []
+    for kind, label in (("terms", "loss term"), ("val_terms", "validation loss term")):
+        old, new = saved.get(kind, {}), now[kind]
+        for name in new:
+            if name not in old:
+                out.append(f"the {label} {name!r} is new")
+            elif old[name].get("data") != new[name]["data"]:
+                out.append(f"the data of {label} {name!r} differ")
+        for name in new:
+            if name in old and old[name].get("setup") != new[name]["setup"]:
+                out.append(
+                    f"the settings of {label} {name!r} (its class, options or tensor shapes) differ"
+                )
+    if saved.get("model") != now["model"]:
+        out.append("the model's architecture (its modules or their settings) differs")
+    for key, label in (
+        ("phases", "the phases"),
+        ("balancer", "the balancer"),
+        ("early_stopping", "early stopping"),
+        ("seed", "the seed"),
+    ):
+        if saved.get(key) != now[key]:
+            out.append(
+                f"{label} differ{'' if key == 'phases' else 's'} (checkpoint "
+                f"{saved.get(key)!r}, this fit {now[key]!r})"
+            )
+    return out
+
+
+def _check_fingerprint(engine: _Engine, saved: Any) -> None:
+    """Refuse to resume a checkpoint whose fingerprint is not this fit's."""
+    where = str(engine.path)
+    now = engine.fingerprint
+    if now is None:  # pragma: no cover - a fit with a checkpoint path always has one
+        return
+    if saved is None:
+        warnings.warn(
+            f"checkpoint {where!r} was written by an older hybridml and has no fingerprint, "
+            "so it cannot be checked against this fit's data and settings; it is resumed "
+            "as it is. Delete it to start fresh if it may belong to another fit.",
+            HybridMLWarning,
+            stacklevel=4,
+        )
+        return
+    diffs = _differences(saved, now)
+    if diffs:
+        raise CheckpointMismatchError(
+            f"checkpoint {where!r} belongs to another fit: {'; '.join(diffs)}. Resuming it "
+            "would continue (or return) that other fit. To start fresh, delete the file or "
+            "pass another checkpoint path (Trainer(checkpoint=...), "
+            "HybridRegressor(checkpoint=...)); a Trainer's fit(resume=False) starts over "
+            "and overwrites it."
+        )

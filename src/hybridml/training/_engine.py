@@ -123,6 +123,11 @@ class _Engine:
         self._checked = False
         self._cache: tuple[list[Tensor], list[Tensor | None], list[float], float, Tensor] | None
         self._cache = None
+        # what identifies this fit, saved with every checkpoint and checked on resume;
+        # computed once here, before any step (the data are hashed once per fit)
+        self.fingerprint: dict[str, Any] | None = (
+            None if path is None else _checkpoint.fingerprint(self)
+        )
 
     # ------------------------------------------------------------------ driver
 
@@ -499,7 +504,6 @@ class _Engine:
         self.params = params
         self._data = [p.detach() for p in params]
 
-    # ------------------------------------------------------------------ checkpoints
     # ------------------------------------------------------------------ checkpoints
 
     def _save(self) -> None:
