@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..exceptions import DataError, InvalidArgumentError, InvalidTypeError, did_you_mean
+
 if TYPE_CHECKING:
     from ..data._input import InputData
 
@@ -37,7 +39,7 @@ def _n_rows(X: Any, what: str = "X") -> int:
         return len(X)
     arr = np.asarray(X)
     if arr.ndim == 0:
-        raise ValueError(f"{what} must be an array of rows, shape (n, d); got a scalar.")
+        raise DataError(f"{what} must be an array of rows, shape (n, d); got a scalar.")
     return int(arr.shape[0])
 
 
@@ -46,7 +48,7 @@ def _as_2d(a: Any, what: str) -> np.ndarray:
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
-        raise ValueError(f"{what} must be 1-d or 2-d (n, d); got shape {arr.shape}.")
+        raise DataError(f"{what} must be 1-d or 2-d (n, d); got shape {arr.shape}.")
     return arr
 
 
@@ -111,15 +113,16 @@ def clone(estimator: Any, **overrides: Any) -> Any:
         The new estimator.
     """
     if not (hasattr(estimator, "get_params") and hasattr(estimator, "fit")):
-        raise TypeError(
-            f"expected an estimator with fit/predict/get_params, got {type(estimator).__name__}."
+        raise InvalidTypeError(
+            "clone: expected an estimator with fit/predict/get_params, got "
+            f"{type(estimator).__name__}."
         )
     params = dict(estimator.get_params())
     unknown = set(overrides) - set(params)
     if unknown:
-        raise ValueError(
-            f"{type(estimator).__name__} has no setting(s) {sorted(unknown)}; its settings are "
-            f"{sorted(params)}."
+        raise InvalidArgumentError(
+            f"clone: {type(estimator).__name__} has no setting(s) {sorted(unknown)}; its "
+            f"settings are {sorted(params)}."
         )
     params.update(overrides)
     return type(estimator)(**params)
@@ -141,12 +144,14 @@ class _ParamsMixin:
         return {name: getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params: Any) -> Any:
-        """Set settings by name and return ``self``; unknown names raise ``ValueError``."""
+        """Set settings by name and return ``self``; an unknown name raises
+        :class:`~hybridml.exceptions.InvalidArgumentError` (a ``ValueError``)."""
         valid = self._param_names()
         for name, value in params.items():
             if name not in valid:
-                raise ValueError(
-                    f"{type(self).__name__} has no parameter {name!r}; valid: {', '.join(valid)}"
+                raise InvalidArgumentError(
+                    f"{type(self).__name__}.set_params: no parameter {name!r}."
+                    f"{did_you_mean(name, valid)} Valid: {', '.join(valid)}."
                 )
             setattr(self, name, value)
         return self
@@ -200,7 +205,6 @@ def _policy(value: Any, what: str, param: str = "check_policy") -> Any:
     """``value`` as a :class:`~hybridml.Policy`; anything else is an InvalidArgumentError
     that names ``param`` and lists the valid values."""
     from ..checks import Policy
-    from ..exceptions import InvalidArgumentError
 
     if isinstance(value, Policy):
         return value
@@ -218,7 +222,6 @@ def _adapter(item: Any, i: int, what: str) -> Any:
     class can be built without arguments (it is built with its default settings)."""
     from ..adapters._contract import SimulatorAdapter
     from ..adapters._registry import load_simulator
-    from ..exceptions import InvalidArgumentError, InvalidTypeError
 
     if isinstance(item, SimulatorAdapter):
         return item
@@ -261,7 +264,6 @@ def _adapters(adapters: Any, what: str) -> list[Any]:
     """
 
     from ..adapters._contract import ProvidesChecks, ProvidesConstraints, SimulatorAdapter
-    from ..exceptions import InvalidTypeError
 
     if adapters is None:
         return []
@@ -302,7 +304,6 @@ def _checked_regressor_settings(est: Any, validation: Any, what: str) -> list[An
     from collections.abc import Mapping
 
     from ..checks import Check
-    from ..exceptions import InvalidArgumentError, InvalidTypeError
 
     _policy(est.check_policy, what)
     adapters = _adapters(est.adapters, what)
@@ -357,7 +358,6 @@ def _preflight(
     that expects other outputs than the model has is reported before training, naming
     the term, the adapter and the model's outputs (the evaluation changes nothing: no
     optimiser step, no random draw)."""
-    from ..exceptions import InvalidArgumentError
 
     outs = list(outputs)
     for adapter, terms in sources:

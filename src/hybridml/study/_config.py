@@ -5,6 +5,7 @@ Errors name the file, the key and its line, and say what is expected.
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["ConfigError", "StudyConfig", "load_config", "parse_checks"]
+__all__ = ["ConfigError", "StudyConfig", "config_error", "load_config", "parse_checks"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,9 @@ class StudyConfig:
 
 
 ACTIVATIONS = ("tanh", "silu", "gelu", "relu", "softplus")
+#: at most this many points in the axes [predict] grid sets (predictions.csv gets a row per
+#: point of the whole grid: the product of every axis)
+MAX_GRID_POINTS = 10_000_000
 BALANCERS = ("fixed", "lr-annealing", "relobralo")
 POLICIES = ("raise", "warn", "record")
 
@@ -164,6 +168,28 @@ def _typename(typ: type | tuple[type, ...]) -> str:
     }.get(typ.__name__, typ.__name__)
 
 
+def config_error(path: Path, text: str, section: str, key: str, msg: str) -> ConfigError:
+    """A :class:`ConfigError` for ``key`` of the table ``section`` (dotted, e.g.
+    ``"simulator.options"``), naming the file, the line and the dotted key.
+
+    The table may be written as a ``[section]`` header or inline in its parent
+    (``options = {key = ...}``); the line is that of the key, else of the table.
+    """
+    parent, _, sub = section.rpartition(".")
+
+    def header(name: str) -> re.Match[str] | None:
+        return re.search(rf"^\s*\[\s*{re.escape(name)}\s*\]\s*$", text, re.MULTILINE)
+
+    if (table := header(f"{section}.{key}")) is not None:  # the key is itself a [table]
+        line: int | None = text.count("\n", 0, table.start()) + 1
+    elif not sub or header(section):
+        line = _Reader(path, text, {}, section).line_of(key)
+    else:  # written inline in the parent table: the line of `sub = {...}`
+        line = _Reader(path, text, {}, parent).line_of(sub)
+    where = f"{path}" + (f", line {line}" if line else "")
+    return ConfigError(f"{where}: key `{section}.{key}`: {msg}")
+
+
 def _table(root: _Reader, key: str, required: bool = False) -> dict[str, Any] | None:
     value = root.get(key, dict, ... if required else None, what=f"a [{key}] table")
     return value
@@ -219,7 +245,9 @@ def load_config(path: str | Path) -> StudyConfig:
         )
         for k, v in simulator.callables.items():
             if not isinstance(v, str) or ":" not in v:
-                raise s.error("callables", f'{k} = {v!r}: expected "module:attribute".')
+                raise config_error(
+                    path, text, "simulator.callables", k, f'{v!r}: expected "module:attribute".'
+                )
         s.finish()
 
     m = _Reader(path, text, _table(root, "model") or {}, "model")
@@ -253,7 +281,15 @@ def load_config(path: str | Path) -> StudyConfig:
             raise p.error("grid", f"{k} = {v!r}: expected [start, stop, n].")
         if k not in data.inputs:
             raise p.error("grid", f"{k!r} is not one of the inputs {data.inputs}.")
+        _check_axis(path, text, k, v)
         grid[k] = [float(e) for e in v]
+    total = math.prod(int(n) for _, _, n in grid.values())
+    if total > MAX_GRID_POINTS:
+        raise p.error(
+            "grid",
+            f"the grid has {total:,} points (the product of every axis's n), more than "
+            f"{MAX_GRID_POINTS:,}; predictions.csv gets one row per point: use fewer points.",
+        )
     p.finish()
 
     checks_raw = root.get("checks", list, [], what="an array of [[checks]] tables")
@@ -274,6 +310,28 @@ def load_config(path: str | Path) -> StudyConfig:
         checks=list(checks_raw),
         check_policy=policy,
     )
+
+
+def _check_axis(path: Path, text: str, name: str, axis: list[Any]) -> None:
+    """One ``[predict] grid`` axis ``[start, stop, n]``: finite ends, n an integer >= 1."""
+    start, stop, n = axis
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise config_error(
+            path,
+            text,
+            "predict.grid",
+            name,
+            f"{axis!r}: the number of points n must be an integer >= 1, got {n!r}; "
+            f"e.g. [{start}, {stop}, 50].",
+        )
+    if not (math.isfinite(start) and math.isfinite(stop)):
+        raise config_error(
+            path,
+            text,
+            "predict.grid",
+            name,
+            f"{axis!r}: start and stop must be finite numbers, e.g. [0.0, 10.0, {n}].",
+        )
 
 
 CHECK_TYPES = ("bounds", "monotone")

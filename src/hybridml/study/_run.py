@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 import platform
 import shutil
 import sys
@@ -22,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from ._config import StudyConfig, load_config, parse_checks
+from ..exceptions import ConfigError, HybridMLError, UnknownSimulatorError, did_you_mean
+from ._config import StudyConfig, config_error, load_config, parse_checks
 from ._folder import RunFolder
 
 __all__ = ["load_data", "run_manifest", "run_study", "sha256_file"]
@@ -82,12 +84,100 @@ def load_data(path: Path, cfg: StudyConfig) -> Any:
     return Dataset.from_csv(path, **kwargs)
 
 
-def _resolve(spec: str) -> Any:
+def _resolve(cfg: StudyConfig, key: str, spec: str) -> Any:
+    """The object a ``[simulator.callables]`` entry ``"module:attribute"`` names; a module
+    that cannot be found or a missing attribute is a ConfigError naming the key."""
+
+    def error(msg: str) -> ConfigError:
+        return config_error(cfg.path, cfg.text, "simulator.callables", key, f"{spec!r}: {msg}")
+
     module, _, attr = spec.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in attr.split("."):
+    if not module or not attr:
+        raise error('expected "module:attribute", e.g. "hybridml_ode:damped_oscillator".')
+    try:
+        obj: Any = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and exc.name != module and not module.startswith(f"{exc.name}."):
+            raise error(
+                f"importing {module!r} failed: it needs {exc.name!r}, which is not installed."
+            ) from exc
+        raise error(
+            f"no module named {module!r}; check the spelling, install it, or put the folder "
+            "that holds it on PYTHONPATH."
+        ) from None
+    for depth, part in enumerate(attr.split(".")):
+        if not hasattr(obj, part):
+            where = ".".join([module, *attr.split(".")[:depth]])
+            names = [n for n in dir(obj) if not n.startswith("_")]
+            raise error(f"{where!r} has no attribute {part!r}.{did_you_mean(part, names)}")
         obj = getattr(obj, part)
     return obj
+
+
+def _build_adapters(cfg: StudyConfig) -> list[Any]:
+    """The adapter the ``[simulator]`` table describes (an empty list without one).
+
+    Everything wrong with the table is a :class:`~hybridml.exceptions.ConfigError` naming
+    the file, the key and what to do, raised before any data is read or any training: an
+    adapter that is not installed, an option the adapter does not take, a callable that
+    cannot be imported, a setting the adapter needs and did not get, or one it refuses.
+    """
+    if cfg.simulator is None:
+        return []
+    from ..adapters import load_simulator
+
+    sim = cfg.simulator
+    try:
+        cls = load_simulator(sim.name)
+    except UnknownSimulatorError as exc:
+        raise config_error(cfg.path, cfg.text, "simulator", "name", str(exc)) from None
+    params = inspect.signature(cls).parameters
+    settable = [n for n, q in params.items() if q.kind in (q.POSITIONAL_OR_KEYWORD, q.KEYWORD_ONLY)]
+    any_key = any(q.kind is q.VAR_KEYWORD for q in params.values())
+    for table, keys in (("options", sim.options), ("callables", sim.callables)):
+        for key in keys:
+            if key in sim.options and table == "callables":
+                raise config_error(
+                    cfg.path,
+                    cfg.text,
+                    "simulator.callables",
+                    key,
+                    "is also in [simulator.options]; give each setting once.",
+                )
+            if not any_key and key not in settable:
+                raise config_error(
+                    cfg.path,
+                    cfg.text,
+                    f"simulator.{table}",
+                    key,
+                    f"the {sim.name!r} adapter ({cls.__name__}) has no setting {key!r}."
+                    f"{did_you_mean(key, settable)} Its settings: {', '.join(settable)}.",
+                )
+    kwargs = dict(sim.options)
+    kwargs.update({k: _resolve(cfg, k, v) for k, v in sim.callables.items()})
+    missing = [
+        n for n, q in params.items() if n in settable and q.default is q.empty and n not in kwargs
+    ]
+    if missing:
+        raise config_error(
+            cfg.path,
+            cfg.text,
+            "simulator",
+            "options",
+            f"the {sim.name!r} adapter ({cls.__name__}) needs the setting(s) "
+            f"{', '.join(missing)}: add them to [simulator.options] (numbers, strings, lists, "
+            'tables) or [simulator.callables] (functions, as "module:attribute").',
+        )
+    try:
+        return [cls(**kwargs)]
+    except (TypeError, ValueError, HybridMLError) as exc:
+        raise config_error(
+            cfg.path,
+            cfg.text,
+            "simulator",
+            "options",
+            f"the {sim.name!r} adapter ({cls.__name__}) refused these settings: {exc}",
+        ) from exc
 
 
 def _grid(cfg: StudyConfig, x_data: np.ndarray) -> np.ndarray:
@@ -127,18 +217,11 @@ def run_study(config_path: str | Path, out: str | Path | None = None) -> Path:
     from ..estimators._regressor import HybridRegressor
 
     cfg = load_config(config_path)
+    adapters = _build_adapters(cfg)  # a mistake in [simulator] is reported before any work
     destination = Path(out) if out is not None else cfg.path.parent / "runs" / cfg.name
     folder = RunFolder(destination)  # refuses a file or an unwritable place before any work
     train = load_data(cfg.data.path, cfg)
     test = load_data(cfg.data.test_path, cfg) if cfg.data.test_path is not None else None
-    adapters = []
-    if cfg.simulator is not None:
-        from ..adapters import load_simulator
-
-        cls = load_simulator(cfg.simulator.name)
-        kwargs = dict(cfg.simulator.options)
-        kwargs.update({k: _resolve(v) for k, v in cfg.simulator.callables.items()})
-        adapters.append(cls(**kwargs))
     activation: type[nn.Module] = {
         "tanh": nn.Tanh,
         "silu": nn.SiLU,
