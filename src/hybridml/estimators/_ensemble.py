@@ -19,6 +19,7 @@ import traceback
 import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, Future
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -70,6 +71,12 @@ def _as_float_2d(values: Any) -> np.ndarray:
     return arr[:, None] if arr.ndim == 1 else arr
 
 
+def _member_checkpoint(path: Any, index: int) -> str:
+    """The checkpoint path of member ``index``: ``ckpt.pt`` -> ``ckpt.member<index>.pt``."""
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}.member{index}{p.suffix}"))
+
+
 def _fit_member(estimator: Any, overrides: Mapping[str, Any], X: Any, y: Any) -> tuple[bool, Any]:
     """Fit one member; runs in a worker. A failure is returned as a value, not raised."""
     try:
@@ -88,7 +95,9 @@ class DeepEnsemble(_ParamsMixin):
     Args:
         estimator: the template, anything with ``fit``/``predict``/``get_params`` (e.g. a
             :class:`~hybridml.HybridRegressor`). Members are ``type(est)(**params)`` with
-            ``seed`` set to ``seed + i`` when the estimator has a ``seed`` setting.
+            ``seed`` set to ``seed + i`` when the estimator has a ``seed`` setting, and a
+            ``checkpoint`` path (if set) made the member's own: ``ckpt.pt`` becomes
+            ``ckpt.member<i>.pt``, so each member resumes only its own training.
         n_members: number of members.
         bootstrap: fit each member on a bootstrap resample of the training rows (of whole
             groups when ``groups`` are given). For a :class:`~hybridml.Dataset` the distinct
@@ -243,10 +252,13 @@ class DeepEnsemble(_ParamsMixin):
         g_tr = None if groups is None else np.asarray(groups)[train_idx]
 
         has_seed = "seed" in self.estimator.get_params()
+        checkpoint = self.estimator.get_params().get("checkpoint")
         jobs: list[tuple[int, dict[str, Any], Any, Any]] = []
         for i in range(self.n_members):
             member_seed = int(self.seed) + i
             overrides: dict[str, Any] = {"seed": member_seed} if has_seed else {}
+            if checkpoint is not None:  # each member resumes its own fit, never another's
+                overrides["checkpoint"] = _member_checkpoint(checkpoint, i)
             if self.member_params is not None:
                 overrides.update(self.member_params[i])
             idx = self._resample(X_tr, len(train_idx), g_tr, np.random.default_rng([self.seed, i]))

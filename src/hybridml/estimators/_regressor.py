@@ -148,7 +148,12 @@ class HybridRegressor(_ParamsMixin, _ChecksPredictions):
         early_stopping: early stopping on the validation data passed to ``fit``.
         seed: seeds the network's initialisation and the trainer (same seed, same numbers).
         progress: show a progress bar (``None``: only on a terminal).
-        checkpoint: path of a checkpoint file; training resumes from it if it exists.
+        checkpoint: path of a checkpoint file; training resumes from it if it exists and
+            was written by the same fit (same data, settings, architecture and seed: the
+            checkpoint holds their fingerprint). A checkpoint of another fit raises
+            :class:`~hybridml.exceptions.CheckpointMismatchError`; delete it or pass
+            another path to start fresh. A :class:`~hybridml.DeepEnsemble` gives each
+            member its own path.
 
     Attributes:
         model_: the fitted torch model.
