@@ -44,7 +44,9 @@ class Trainer:
         checkpoint_every: write a checkpoint every this many steps of a phase, and at the
             end of every phase. A checkpoint holds the model, loss-term and optimiser
             state, balancer state, position in the phases, generator states, history and
-            best weights; it loads with ``torch.load(path, weights_only=True)``.
+            best weights, and the fingerprint of the fit (digests of the loss terms' data
+            and settings and of the model's architecture; the phases, balancer, early
+            stopping and seed); it loads with ``torch.load(path, weights_only=True)``.
         seed: seed of the trainer's own generator (collocation resampling) and of the
             global torch CPU RNG *inside* the fit (e.g. dropout; the caller's RNG state is
             restored afterwards); the same seed gives bitwise the same numbers. ``None``
@@ -97,14 +99,18 @@ class Trainer:
                 is the validation loss, evaluated every ``EarlyStopping.every`` steps (10
                 without early stopping) and at the end, and recorded in the history.
             resume: continue from ``checkpoint`` if that file exists (a missing file starts
-                a fresh fit). The model and losses must match the checkpoint's.
+                a fresh fit). The checkpoint must belong to this fit: the same loss terms
+                with the same data, a model of the same architecture (its weights come from
+                the checkpoint), the same phases, balancer, early stopping and seed.
 
         Returns:
             The :class:`History` (also stored as ``history_``).
 
         Raises:
             NonFiniteLossError: a loss term became NaN/inf (best weights restored first).
-            ValueError: invalid settings, or a checkpoint that does not match.
+            CheckpointMismatchError: the checkpoint belongs to another fit or cannot be
+                read (the message says what differs; a ``ValueError``).
+            ValueError: invalid settings.
         """
         phases = self._checked_phases()
         if not isinstance(model, nn.Module):
