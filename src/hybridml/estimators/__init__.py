@@ -1,7 +1,19 @@
 """Estimators (scikit-learn style): the regressor, model selection, ensembles, active
-learning and fine-tuning."""
+learning,
+fine-tuning and conformal calibration over groups."""
 
 from ._active import ActiveLearner, Recommendation
+from ._batched import BatchedEnsemble
+from ._conformal import (
+    ConformalCalibration,
+    ConformalFallbackWarning,
+    JackknifePlusInterval,
+    TooFewScoresError,
+    conformal_calibration,
+    conformal_scores,
+    coverage_by_group,
+    jackknife_plus,
+)
 from ._ensemble import (
     Calibration,
     DeepEnsemble,
@@ -21,8 +33,11 @@ from ._regressor import HybridRegressor, Prediction
 
 __all__ = [
     "ActiveLearner",
+    "BatchedEnsemble",
     "CVResult",
     "Calibration",
+    "ConformalCalibration",
+    "ConformalFallbackWarning",
     "DeepEnsemble",
     "EnsembleMemberWarning",
     "EnsemblePrediction",
@@ -30,12 +45,18 @@ __all__ = [
     "FoldResult",
     "GroupKFold",
     "HybridRegressor",
+    "JackknifePlusInterval",
     "LeaveOneGroupOut",
     "MemberFailure",
     "Prediction",
     "Recommendation",
+    "TooFewScoresError",
     "augmented_losses",
+    "conformal_calibration",
+    "conformal_scores",
+    "coverage_by_group",
     "cross_validate",
+    "jackknife_plus",
     "layer_names",
     "mixed_data_loss",
     "pretrain_finetune",
