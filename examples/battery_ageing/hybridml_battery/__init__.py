@@ -60,6 +60,10 @@ _EXPORTS = {
     "fleet_prior": "_physics",
     "identify": "_physics",
     "with_onsets": "_physics",
+    # protocol
+    "CellFolds": "_protocol",
+    "cell_folds": "_protocol",
+    "leave_out_short_cells": "_protocol",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -111,4 +115,5 @@ if TYPE_CHECKING:  # pragma: no cover
         identify,
         with_onsets,
     )
+    from ._protocol import CellFolds, cell_folds, leave_out_short_cells
     from ._study import BENCHMARK_CELLS, BatteryResult, run_battery_ageing

@@ -31,6 +31,7 @@ def _run(args: argparse.Namespace) -> int:
             seed=args.seed,
             cache_dir=args.cache_dir,
             workers=args.workers,
+            folds=args.folds,
         )
     finally:
         torch.set_num_threads(threads)
@@ -50,7 +51,8 @@ def add_battery_parser(subparsers: Any) -> argparse.ArgumentParser:
         "battery-ageing",
         help="predict capacity fade and end of life of battery cells from early cycles",
         description=(
-            "Leave-one-cell-out prediction of capacity fade and end of life (EOL): a hybrid "
+            "Prediction of capacity fade and end of life (EOL) by cell, leaving out one "
+            "cell at a time (or K folds of cells with --folds): a hybrid "
             "of PyBaMM fade physics and a network correction with a 90 % interval, "
             "against nn, physics and empirical baselines. With no --data or --dataset it "
             "runs the bundled NASA PCoE cells B0005, B0006, B0007, B0018 (N=60, EOL 1.4 Ah)."
@@ -103,6 +105,13 @@ def add_battery_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--quick",
         action="store_true",
         help="small sweep and ensembles, no error-vs-N curve (about a minute)",
+    )
+    p.add_argument(
+        "--folds",
+        type=int,
+        metavar="K",
+        help="K folds over cells, grouped by cell (default: leave one cell out up to 10 "
+        "cells, 5 folds above)",
     )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed (default 0)")
     p.add_argument(

@@ -136,12 +136,15 @@ def write_report(
         else (f"{s['eol_fraction']} x initial capacity")
     )
     every = f" (every {s['every']}th)" if s["every"] > 1 else ""
+    n_out = len(s.get("left_out_cells") or {})
+    left_out = f" ({n_out} more left out: their data end at or before N)" if n_out else ""
     lines = [
         "# Battery ageing: capacity fade and end of life from early cycles",
         "",
-        f"Data: `{s['data']}`; cells {', '.join(s['cells'])}. Leave one cell out: each test "
+        f"Data: `{s['data']}`; cells {', '.join(s['cells'])}"
+        f"{left_out}. Protocol: {s.get('split', 'leave one cell out')}: each test "
         f"cell is seen only for cycles <= {s['known_cycles']}"
-        f"{every}; the other cells in full. "
+        f"{every}; its fold's training cells in full. "
         f"EOL: first cycle at or below {eol}. Seed {s['seed']}"
         f"{', quick run' if s['quick'] else ''}; wall time {s.get('seconds', 0):.0f} s.",
         "",
@@ -222,7 +225,7 @@ def write_report(
         "## Reproduce",
         "",
         f"- data: {data}, `{s['data']}` (its SHA-256 is in `manifest.json`)",
-        f"- protocol: leave one cell out over {len(s['cells'])} cells; N = "
+        f"- protocol: {s['split']} over {len(s['cells'])} cells; N = "
         f"{s['known_cycles']}{every}; EOL at {eol}; error vs N at "
         f"{', '.join(str(n) for n in s['known_curve'])}; {s['coverage']:.0%} intervals"
         f"{'; quick run' if s['quick'] else ''}",
@@ -239,6 +242,11 @@ def write_report(
     for d in cd.dropped:
         cyc = "?" if d.cycle is None else f"{d.cycle:g}"
         lines.append(f"- dropped line {d.line} (cell {d.cell_id}, cycle {cyc}): {d.reason}")
+    for cid, v in (s.get("left_out_cells") or {}).items():
+        lines.append(
+            f"- left out: cell {cid}, its data end at cycle {v['last_cycle']:g}, at or before "
+            f"N={s['known_cycles']} (neither tested nor used for training)"
+        )
     for note in skipped:
         lines.append(f"- not evaluated: {note}")
     for cid, c in cd.cells.items():

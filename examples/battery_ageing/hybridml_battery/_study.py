@@ -1,11 +1,10 @@
-"""The battery-ageing study: leave one cell out, four methods, metrics, checks, report."""
+"""The battery-ageing study: folds over cells, four methods, metrics, checks, report."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -38,6 +37,7 @@ from ._physics import (
     default_cache_dir,
     fade_library,
 )
+from ._protocol import cell_folds, leave_out_short_cells
 
 __all__ = ["BENCHMARK_CELLS", "BatteryResult", "run_battery_ageing"]
 
@@ -192,15 +192,17 @@ def run_battery_ageing(
     seed: int = 0,
     cache_dir: str | Path | None = None,
     known_curve: Sequence[int] | None = None,
+    folds: int | None = None,
     workers: int = 2,
     progress: bool = True,
 ) -> BatteryResult:
     """Predict capacity fade and end of life of each cell from its early cycles.
 
-    Leave one cell out: for each test cell every method sees the other cells in full and
-    the test cell's cycles <= ``known_cycles`` (every ``every``-th), and predicts its
-    capacity at every later measured cycle, with a 90 % interval where the method has
-    one, and its end-of-life (EOL) cycle. Writes ``predictions.csv``, ``metrics.json``,
+    Leave one cell out (or ``folds`` folds of cells): for each test cell every method sees
+    the other cells (those of the other folds) in full and the test cell's cycles <=
+    ``known_cycles`` (every ``every``-th), and predicts its capacity at every later
+    measured cycle, with a 90 % interval where the method has one, and its end-of-life
+    (EOL) cycle. Writes ``predictions.csv``, ``metrics.json``,
     ``consistency.json``, ``figures/*.png``, ``report.md`` and ``manifest.json`` (data
     hash, seed, protocol, versions and command, as ``hybridml run`` writes it; see
     :func:`hybridml.run_manifest`) to ``out``.
@@ -227,6 +229,9 @@ def run_battery_ageing(
             ``~/.cache/hybridml/pybamm-fade``, or ``$HYBRIDML_CACHE``).
         known_curve: the values of N of the error-vs-N figure (default 20, 40, 60, 80 and
             ``known_cycles``; only ``known_cycles`` with ``quick``).
+        folds: the number of folds over cells (:class:`hybridml.GroupKFold`, each fold's
+            cells tested by models fitted on the other folds' cells); default: leave one
+            cell out (:class:`hybridml.LeaveOneGroupOut`) up to 10 cells, 5 folds above.
         workers: processes for the PyBaMM sweep.
         progress: print progress lines to stderr.
 
@@ -236,7 +241,13 @@ def run_battery_ageing(
     Raises:
         hybridml.DataError: invalid data or settings (the message names the cell/row).
         hybridml.InvalidArgumentError: an unknown ``dataset`` (the message lists the
-            available ones), or both ``data`` and ``dataset``.
+            available ones), both ``data`` and ``dataset``, or ``folds`` larger than the
+            number of cells (the message names both).
+
+    Warns:
+        BatteryDataWarning: for dropped rows, and once for the cells whose data end at or
+            before N: they are left out (neither tested nor used for training) and counted
+            in the report and in ``metrics.json`` (``settings.left_out_cells``).
         hybridml.SimulationError: the PyBaMM sweep failed.
     """
     t_start = time.perf_counter()
@@ -272,11 +283,14 @@ def run_battery_ageing(
         raise DataError(f"known_cycles (--known-cycles) must be positive, got {known_cycles}.")
     assert data is not None
     cd = load_cells(data, cells=cells)
+    cd, left_out = leave_out_short_cells(cd, float(known_cycles))
     if len(cd.cells) < 2:
         raise DataError(
-            f"file '{cd.source}': leave-one-cell-out needs at least 2 cells; found "
-            f"{len(cd.cells)} ({', '.join(cd.cells)})."
+            f"file '{cd.source}': the study needs at least 2 cells with cycles after "
+            f"N={known_cycles}; found {len(cd.cells)} ({', '.join(cd.cells)})"
+            f"{f'; {len(left_out)} end at or before N' if left_out else ''}."
         )
+    protocol = cell_folds(list(cd.cells), folds)
     window = Window(float(known_cycles), int(every))
     for c in cd.cells.values():
         _check_window(cd, c, window)
@@ -290,7 +304,11 @@ def run_battery_ageing(
         curve = [int(known_cycles)]
     else:
         curve = sorted({*(known_curve or N_CURVE), int(known_cycles)})
-    log(f"data: {len(cd.cells)} cells from {cd.source}; N={known_cycles}, every={every}")
+    log(
+        f"data: {len(cd.cells)} cells from {cd.source}"
+        f"{f' ({len(left_out)} left out: data end at or before N)' if left_out else ''}; "
+        f"N={known_cycles}, every={every}; {protocol.split}"
+    )
 
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
@@ -307,7 +325,7 @@ def run_battery_ageing(
     )
     nets = NetSettings.default(quick)
 
-    folds: list[_Fold] = []
+    results: list[_Fold] = []
     skipped: list[str] = []
     ids = list(cd.cells)
     n_jobs = sum(1 for n in curve for _ in ids)
@@ -322,19 +340,23 @@ def run_battery_ageing(
             if why is not None:
                 skipped.append(f"N={n_known}, cell {cid}: {why}")
                 continue
-            train = [cd.cells[k] for k in ids if k != cid]
+            train = [cd.cells[k] for k in protocol.train_of[cid]]
             log(f"[{job}/{n_jobs}] N={n_known} test cell {cid}")
-            folds += _run_fold(test, train, w, thresholds[cid], library, nets, seed, main)
+            results += _run_fold(test, train, w, thresholds[cid], library, nets, seed, main)
     # ------------------------------------------------------------------ outputs
-    main_folds = [f for f in folds if f.known == int(known_cycles)]
+    main_folds = [f for f in results if f.known == int(known_cycles)]
     consistency = _consistency(cd, main_folds)
     metrics = _metrics(cd, main_folds, thresholds)
-    curve_rows = _curve(cd, folds, thresholds)
+    curve_rows = _curve(cd, results, thresholds)
     settings = {
         "data": str(cd.source),
         "bundled": bundled,
         "dataset": (dataset or "nasa") if bundled else None,
         "cells": ids,
+        "split": protocol.split,
+        "folds": protocol.n_folds,
+        "fold_of_cell": protocol.fold_of,
+        "left_out_cells": {cid: {"last_cycle": last} for cid, last in left_out.items()},
         "cell_conditions": {
             cid: {
                 **({"condition": c.condition} if c.condition is not None else {}),
@@ -394,7 +416,8 @@ def run_battery_ageing(
 def _protocol(settings: dict[str, Any]) -> dict[str, Any]:
     """The protocol of a run, as the manifest and the report name it."""
     return {
-        "split": "leave one cell out",
+        "split": settings["split"],
+        "folds": settings["folds"],
         "known_cycles": settings["known_cycles"],
         "every": settings["every"],
         "eol_ah": settings["eol_ah"],
@@ -423,10 +446,11 @@ def _manifest(settings: dict[str, Any], cd: CellData) -> dict[str, Any]:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON atomically: a reader never sees a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    """Write ``obj`` as JSON atomically (:func:`hybridml.atomic_write`): a reader never
+    sees a half-written file."""
+    from hybridml import atomic_write
+
+    atomic_write(path, lambda f: json.dump(obj, f, indent=2))
 
 
 def _window_problem(cell: Cell, window: Window) -> str | None:

