@@ -305,7 +305,8 @@ class HybridRegressor(_ParamsMixin, _ChecksPredictions):
         gave_terms = {id(a) for a, terms in sources if terms}
         for adapter in self.adapters_:
             own = list(adapter.checks()) if isinstance(adapter, ProvidesChecks) else []
-            if not own and id(adapter) not in gave_terms:
+            declares = isinstance(adapter, ProvidesConstraints | ProvidesChecks)
+            if declares and not own and id(adapter) not in gave_terms:  # others: warned
                 _warn_idle(adapter, "HybridRegressor.fit", stacklevel=4)
             checks.extend(own)
         checks.extend(self.checks)

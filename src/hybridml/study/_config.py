@@ -178,7 +178,7 @@ def config_error(path: Path, text: str, section: str, key: str, msg: str) -> Con
     parent, _, sub = section.rpartition(".")
 
     def header(name: str) -> re.Match[str] | None:
-        return re.search(rf"^\s*\[\s*{re.escape(name)}\s*\]\s*$", text, re.MULTILINE)
+        return re.search(rf"^[ \t]*\[[ \t]*{re.escape(name)}[ \t]*\][ \t]*$", text, re.MULTILINE)
 
     if (table := header(f"{section}.{key}")) is not None:  # the key is itself a [table]
         line: int | None = text.count("\n", 0, table.start()) + 1
