@@ -344,6 +344,10 @@ def _sim3(x: Tensor) -> Tensor:
     return x.repeat(1, 3)  # three columns for a one-output model
 
 
+def _sim_numpy(x: Tensor) -> np.ndarray:
+    return x.numpy()  # not a tensor
+
+
 @pytest.mark.parametrize(
     ("settings", "fit_kw", "error", "patterns"),
     [
@@ -375,6 +379,12 @@ def _sim3(x: Tensor) -> Tensor:
             (r"simulator returned shape \(12, 3\)", r"shape \(12, 1\)"),
         ),
         (
+            {"simulator": _sim_numpy},
+            {},
+            InvalidArgumentError,
+            (r"simulator returned ndarray", r"must return a tensor of shape \(12, 1\)"),
+        ),
+        (
             {},
             {"validation": (T,)},
             InvalidArgumentError,
@@ -401,6 +411,7 @@ def _sim3(x: Tensor) -> Tensor:
         "seed",
         "simulator",
         "simulator-shape",
+        "simulator-numpy",
         "validation-pair",
         "validation-columns",
         "early-stopping",

@@ -267,11 +267,12 @@ class HybridRegressor(_ParamsMixin, _ChecksPredictions):
             # the network learns the simulator's error: scale it to that error's spread
             with torch.no_grad():
                 sim = self.simulator(torch.as_tensor(x, dtype=dtype))
-            if tuple(getattr(sim, "shape", ())) not in (y.shape, (y.shape[0],) * (y.ndim - 1)):
+            shape = tuple(sim.shape) if isinstance(sim, Tensor) else None
+            if shape != y.shape and not (shape == y.shape[:1] and y.shape[1] == 1):
                 raise InvalidArgumentError(
-                    f"HybridRegressor.fit: simulator returned shape "
-                    f"{tuple(getattr(sim, 'shape', ()))} for {x.shape[0]} rows; it must return "
-                    f"a tensor of shape {y.shape}, one column per output {self.outputs or ''}."
+                    f"HybridRegressor.fit: simulator returned "
+                    f"{f'shape {shape}' if shape else type(sim).__name__} for {x.shape[0]} "
+                    f"rows; it must return a tensor of shape {y.shape}, one column per output."
                 )
             target = y - sim.detach().cpu().numpy().reshape(y.shape)
         else:
