@@ -30,7 +30,6 @@ from hybridml.exceptions import (
     InvalidTypeError,
 )
 from hybridml.study import load_config, run_study
-from hybridml.study._example import write_example
 
 T = np.linspace(0.0, 2.0, 12)[:, None]
 Y = np.exp(-T)
@@ -439,19 +438,57 @@ def test_set_params_with_an_unknown_name_suggests_the_closest() -> None:
 # ----------------------------------------------------------------------------- hybridml run
 
 
-@pytest.fixture(scope="module")
-def example(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The text of the built-in example's study configuration (its data files are written
-    beside each test's copy)."""
-    folder = tmp_path_factory.mktemp("example")
-    return write_example(folder, quick=True).read_text(encoding="utf-8")
+# a damped oscillator (the shape of `hybridml example`'s study), measured at 5 points
+STUDY = """\
+[study]
+name = "oscillator"
+check_policy = "record"   # 3 Adam steps do not pass the residual check
+
+[data]
+path = "measurements.csv"
+inputs = ["t [s]"]
+outputs = ["x [m]", "v [m/s]"]
+
+[simulator]
+name = "ode"
+
+[simulator.options]
+y0 = [1.0, 0.0]
+t_span = [0.0, 10.0]
+state_names = ["x [m]", "v [m/s]"]
+params = { k = 4.0, c = 0.4 }
+residual_threshold = 0.1
+
+[simulator.callables]
+rhs = "hybridml_ode:damped_oscillator"
+
+[training]
+adam_steps = 3
+lbfgs_steps = 0
+
+[predict]
+grid = { "t [s]" = [0.0, 10.0, 201] }
+"""
+
+
+@pytest.fixture
+def example() -> str:
+    return STUDY
 
 
 def _study(tmp_path: Path, text: str) -> Path:
-    write_example(tmp_path, quick=True)
+    rows = "\n".join(f"{t},{float(np.cos(2.0 * t))!r}" for t in np.linspace(0.0, 10.0, 5))
+    (tmp_path / "measurements.csv").write_text(f"t [s],x [m]\n{rows}\n", encoding="utf-8")
     path = tmp_path / "study.toml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def test_the_study_without_mistakes_runs(tmp_path: Path) -> None:
+    # the configuration the cases below spoil is itself good: it runs to the end
+    out = run_study(_study(tmp_path, STUDY), tmp_path / "out")
+    assert (out / "metrics.json").exists() and (out / "predictions.csv").exists()
+    assert len((out / "predictions.csv").read_text(encoding="utf-8").splitlines()) == 202
 
 
 def _line(text: str, start: str) -> int:
