@@ -327,6 +327,15 @@ class HybridRegressor(_ParamsMixin, _ChecksPredictions):
 
         Returns:
             ``self``.
+
+        Raises:
+            InvalidArgumentError, InvalidTypeError: before any training, for a setting it
+                cannot use (naming it): an adapter given as a class or as the name of one
+                that needs settings, ``check_policy``, ``physics``, ``checks``, ``hidden``,
+                ``seed``, ``simulator``, ``validation``, early stopping without validation
+                data, or an adapter loss term that does not fit the model's outputs.
+            UnknownSimulatorError: an adapter name that is not installed.
+            DataError: for inputs or targets it cannot read (see :func:`~hybridml.as_inputs`).
         """
         from ..training import Trainer
         from ..training._balancing import Balancer
