@@ -59,6 +59,8 @@ def _timed(fn: Any) -> tuple[float, float, Any]:
 
 def run(members: list[int], steps: int, rows: list[int], repeats: int) -> list[dict[str, Any]]:
     rows_out = []
+    # warm-up (first-call costs of torch and the trainer) outside the timings
+    hm.BatchedEnsemble(n_members=2, **_settings(5)).fit(*_data(20))
     for n, m in ((n, m) for n in rows for m in members):
         x, y = _data(n)
         batched_t: list[tuple[float, float]] = []
