@@ -8,11 +8,8 @@ the same; otherwise :class:`~hybridml.exceptions.CheckpointMismatchError` says w
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import re
-import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -22,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from .._atomic import atomic_write
 from ..exceptions import CheckpointMismatchError, HybridMLWarning
 from ..losses._base import LossTerm
 from ._history import History
@@ -34,19 +32,8 @@ _FORMAT = "hybridml.trainer.checkpoint/1"
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    """Write ``obj`` with ``torch.save`` to a temp file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    """Write ``obj`` with ``torch.save`` atomically (a temporary file, then a rename)."""
+    atomic_write(path, lambda f: torch.save(obj, f), binary=True)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
