@@ -372,3 +372,28 @@ def _preflight(
                     "outputs it simulates, in its order: set outputs= to the adapter's "
                     "outputs (for an ODE adapter, its state_names)."
                 ) from exc
+
+
+def _check_simulated(sim: Any, y: np.ndarray, what: str) -> None:
+    """A residual model's simulator must return a tensor shaped like the targets ``y``
+    (a one-output model also takes shape ``(n,)``)."""
+    import torch
+
+    shape = tuple(sim.shape) if isinstance(sim, torch.Tensor) else None
+    if shape != y.shape and not (shape == y.shape[:1] and y.shape[1] == 1):
+        raise InvalidArgumentError(
+            f"{what}: simulator returned {f'shape {shape}' if shape else type(sim).__name__} "
+            f"for {y.shape[0]} rows; it must return a tensor of shape {y.shape}, one column "
+            "per output."
+        )
+
+
+def _check_validation(val: InputData, data: InputData, what: str) -> None:
+    """The validation data has the columns of the training data."""
+    assert val.y is not None and data.y is not None
+    if val.X.shape[1] != data.X.shape[1] or val.y.shape[1] != data.y.shape[1]:
+        raise DataError(
+            f"{what}: the validation data has {val.X.shape[1]} input and {val.y.shape[1]} "
+            f"output column(s); X and y have {data.X.shape[1]} and {data.y.shape[1]}; pass "
+            "validation=(X_val, y_val) with the same columns."
+        )

@@ -23,6 +23,8 @@ from ..exceptions import DataError, InvalidArgumentError
 from ..losses._base import DataLoss, LossTerm
 from ..training._phases import DEFAULT_ADAM_STEPS, DEFAULT_LR
 from ._base import (
+    _check_simulated,
+    _check_validation,
     _checked_regressor_settings,
     _ChecksPredictions,
     _is_dataset,
@@ -267,13 +269,7 @@ class HybridRegressor(_ParamsMixin, _ChecksPredictions):
             # the network learns the simulator's error: scale it to that error's spread
             with torch.no_grad():
                 sim = self.simulator(torch.as_tensor(x, dtype=dtype))
-            shape = tuple(sim.shape) if isinstance(sim, Tensor) else None
-            if shape != y.shape and not (shape == y.shape[:1] and y.shape[1] == 1):
-                raise InvalidArgumentError(
-                    f"HybridRegressor.fit: simulator returned "
-                    f"{f'shape {shape}' if shape else type(sim).__name__} for {x.shape[0]} "
-                    f"rows; it must return a tensor of shape {y.shape}, one column per output."
-                )
+            _check_simulated(sim, y, "HybridRegressor.fit")
             target = y - sim.detach().cpu().numpy().reshape(y.shape)
         else:
             target = y
@@ -362,12 +358,7 @@ class HybridRegressor(_ParamsMixin, _ChecksPredictions):
         if validation is not None:
             val = self._read(validation[0], validation[1], "HybridRegressor.fit (validation)")
             assert val.y is not None
-            if val.X.shape[1] != x.shape[1] or val.y.shape[1] != yy.shape[1]:
-                raise DataError(
-                    f"HybridRegressor.fit: the validation data has {val.X.shape[1]} input and "
-                    f"{val.y.shape[1]} output column(s); X and y have {x.shape[1]} and "
-                    f"{yy.shape[1]}; pass validation=(X_val, y_val) with the same columns."
-                )
+            _check_validation(val, data, "HybridRegressor.fit")
             val_losses = {"data": DataLoss(val.X, val.y)}
         balancer = self.weights if isinstance(self.weights, Balancer) else None
         fixed = None if isinstance(self.weights, Balancer) else self.weights
