@@ -267,3 +267,30 @@ def test_a_member_checkpoint_path_keeps_the_folder_and_suffix():
 
     assert _member_checkpoint("runs/fit.pt", 2) == str(Path("runs/fit.member2.pt"))
     assert _member_checkpoint(Path("ckpt"), 0) == "ckpt.member0"
+
+
+def test_cross_validation_folds_and_active_learning_rounds_get_their_own_checkpoints(
+    tmp_path: Path,
+):
+    # folds fit other data: with one shared checkpoint the second fold would be refused
+    # (or, before fingerprints, silently return the first fold's model)
+    path = tmp_path / "cv.pt"
+    x = np.linspace(0.0, 1.0, 24)[:, None]
+    y = np.sin(3 * x)
+    groups = np.repeat(np.arange(3), 8)
+    cv = hm.cross_validate(
+        small(checkpoint=str(path)), x, y, groups=groups, cv=hm.LeaveOneGroupOut()
+    )
+    assert not cv.failures
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"cv.fold{k}.pt" for k in range(3)]
+    again = hm.cross_validate(
+        small(checkpoint=str(path)), x, y, groups=groups, cv=hm.LeaveOneGroupOut()
+    )
+    np.testing.assert_array_equal(
+        again.predictions, cv.predictions
+    )  # each fold resumed its own fit
+    # a DeepEnsemble inside cross-validation: per fold and per member
+    ens = hm.DeepEnsemble(small(checkpoint=str(tmp_path / "e.pt")), n_members=2, calibration=None)
+    cv = hm.cross_validate(ens, x, y, groups=groups, cv=hm.LeaveOneGroupOut())
+    assert not cv.failures
+    assert len(list(tmp_path.glob("e.fold*.member*.pt"))) == 6

@@ -30,6 +30,7 @@ from ..checks import ConsistencyReport
 from ..data._input import as_inputs
 from ._base import clone
 from ._ensemble import DeepEnsemble
+from ._model_selection import clone_with_own_checkpoint
 
 __all__ = ["ActiveLearner", "Recommendation"]
 
@@ -160,7 +161,9 @@ class ActiveLearner:
         if self.y_ is None or self.n_measured == 0:
             raise RuntimeError("ActiveLearner: nothing measured yet; call update(X, y) first.")
         if self._stale or self.ensemble_ is None:
-            self.ensemble_ = clone(self.model).fit(self.X_, self.y_)
+            # each refit (more measurements) resumes only its own checkpoints
+            tag = f"n{self.n_measured}"
+            self.ensemble_ = clone_with_own_checkpoint(self.model, tag).fit(self.X_, self.y_)
             self._stale = False
         return self.ensemble_
 

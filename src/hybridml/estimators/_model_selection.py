@@ -20,6 +20,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -279,10 +280,29 @@ class CVResult:
 # ----------------------------------------------------------------------------- driver
 
 
-def _fit_predict(estimator: Any, X_train: Any, y_train: Any, X_test: Any) -> tuple[bool, Any]:
+def clone_with_own_checkpoint(estimator: Any, tag: str) -> Any:
+    """A clone whose checkpoint path (its own ``checkpoint`` setting, or that of the
+    estimator it wraps, e.g. a DeepEnsemble's) gets ``tag``: ``ckpt.pt`` becomes
+    ``ckpt.<tag>.pt``. Copies that fit other data (folds, active-learning rounds) then
+    each resume their own fit, never another's."""
+    params = estimator.get_params()
+    overrides: dict[str, Any] = {}
+    if params.get("checkpoint") is not None:
+        path = Path(params["checkpoint"])
+        overrides["checkpoint"] = str(path.with_name(f"{path.stem}.{tag}{path.suffix}"))
+    inner = params.get("estimator")
+    if inner is not None and hasattr(inner, "get_params") and hasattr(inner, "fit"):
+        overrides["estimator"] = clone_with_own_checkpoint(inner, tag)
+    copy = clone(estimator)
+    return copy.set_params(**overrides) if overrides else copy
+
+
+def _fit_predict(
+    estimator: Any, X_train: Any, y_train: Any, X_test: Any, fold: int = 0
+) -> tuple[bool, Any]:
     """Fit a fresh copy and predict; runs in a worker. Errors become values."""
     try:
-        est = clone(estimator)
+        est = clone_with_own_checkpoint(estimator, f"fold{fold}")
         est.fit(X_train, y_train)
         pred, raw = _predict_array(est, X_test)
         report = getattr(raw, "report", None)
@@ -367,14 +387,14 @@ def cross_validate(
     labels = np.asarray(groups) if groups is not None else None
     y_arg = None if (y is None and (_is_dataset(X) or _is_frame(X))) else yy
 
-    def args(tr: np.ndarray, te: np.ndarray) -> tuple[Any, Any, Any, Any]:
-        return estimator, _take(X, tr), None if y_arg is None else y_arg[tr], _take(X, te)
+    def args(k: int, tr: np.ndarray, te: np.ndarray) -> tuple[Any, Any, Any, Any, int]:
+        return estimator, _take(X, tr), None if y_arg is None else y_arg[tr], _take(X, te), k
 
     if executor is None:
-        outcomes = [_fit_predict(*args(tr, te)) for tr, te in splits]
+        outcomes = [_fit_predict(*args(k, tr, te)) for k, (tr, te) in enumerate(splits)]
     else:
         futures: list[Future[tuple[bool, Any]]] = [
-            executor.submit(_fit_predict, *args(tr, te)) for tr, te in splits
+            executor.submit(_fit_predict, *args(k, tr, te)) for k, (tr, te) in enumerate(splits)
         ]
         outcomes = [f.result() for f in futures]
 
