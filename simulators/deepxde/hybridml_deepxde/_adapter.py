@@ -20,6 +20,7 @@ from hybridml import (
     ProvidesChecks,
     ProvidesConstraints,
 )
+from hybridml.exceptions import InvalidArgumentError, InvalidTypeError
 
 from ._backend import import_deepxde
 from ._terms import (
@@ -138,12 +139,12 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
         self.geometry = geometry
         self.is_time = isinstance(geometry, dde.geometry.GeometryXTime)
         if not hasattr(geometry, "random_points") or not hasattr(geometry, "dim"):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"geometry must be a dde.geometry object (e.g. dde.geometry.Interval(-1, 1)), "
                 f"got {type(geometry).__name__}."
             )
         if not callable(pde):
-            raise TypeError(f"pde must be a function pde(x, y) -> residual, got {pde!r}.")
+            raise InvalidTypeError(f"pde must be a function pde(x, y) -> residual, got {pde!r}.")
         for what, v, lo in (
             ("num_domain", num_domain, 0),
             ("num_boundary", num_boundary, 0),
@@ -152,19 +153,19 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
             ("num_check_points", num_check_points, 1),
         ):
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-                raise ValueError(f"{what} must be an integer >= {lo}, got {v!r}.")
+                raise InvalidArgumentError(f"{what} must be an integer >= {lo}, got {v!r}.")
         if num_initial and not self.is_time:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "num_initial > 0 needs a time-dependent geometry, "
                 "dde.geometry.GeometryXTime(space, dde.geometry.TimeDomain(t0, t1))."
             )
         if derivatives not in _DERIVATIVES:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"derivatives must be one of {', '.join(map(repr, _DERIVATIVES))}, got "
                 f"{derivatives!r}."
             )
         if resampling is not None and not isinstance(resampling, Resampling):
-            raise TypeError(
+            raise InvalidTypeError(
                 "resampling must be RAD(...), RAR(...), UniformResampling() or None, got "
                 f"{resampling!r}."
             )
@@ -182,7 +183,7 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
         self.parameters: dict[str, nn.Module] = dict(parameters or {})
         for key, p in self.parameters.items():
             if not isinstance(p, nn.Module):
-                raise TypeError(
+                raise InvalidTypeError(
                     f"parameters[{key!r}] must be a hybridml.PhysicalParameter (an nn.Module), "
                     f"got {type(p).__name__}."
                 )
@@ -190,12 +191,14 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
         self.anchors = None if anchors is None else self._points(anchors, "anchors")
         self.train_x_all = self._train_points()
         if self.train_x_all.shape[0] == 0:
-            raise ValueError("no residual points: set num_domain (and num_boundary/num_initial).")
+            raise InvalidArgumentError(
+                "no residual points: set num_domain (and num_boundary/num_initial)."
+            )
         self.condition_points = {}
         for key, cond in self.conditions.items():
             pts = np.asarray(cond.collocation_points(self.train_x_all))
             if pts.shape[0] == 0:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"condition {key!r} ({type(cond).__name__}) selects none of the training "
                     "points; raise num_boundary (boundary conditions) or num_initial (initial "
                     "conditions), or check its on_boundary/on_initial function."
@@ -226,12 +229,12 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
         out: dict[str, Any] = {}
         for key, cond in items:
             if not isinstance(key, str) or not key or key in ("pde", "data"):
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"condition name {key!r} is not allowed (a non-empty string other than "
                     "'pde' and 'data')."
                 )
             if not hasattr(cond, "collocation_points") or not hasattr(cond, "error"):
-                raise TypeError(
+                raise InvalidTypeError(
                     f"condition {key!r} must be a dde.icbc condition (DirichletBC, IC, ...), "
                     f"got {type(cond).__name__}."
                 )
@@ -243,13 +246,15 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
         if arr.ndim == 1 and self.dim == 1:
             arr = arr[:, None]
         if arr.ndim != 2 or arr.shape[1] != self.dim:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{what} must have shape (m, {self.dim}) (one column per input of the "
                 f"geometry), got {arr.shape}."
             )
         bad = ~np.isfinite(arr).all(axis=1)
         if bad.any():
-            raise ValueError(f"{what} contain NaN or inf in rows {_rows(bad)}; remove them.")
+            raise InvalidArgumentError(
+                f"{what} contain NaN or inf in rows {_rows(bad)}; remove them."
+            )
         return arr
 
     def inside(self, x: np.ndarray) -> np.ndarray:
@@ -267,7 +272,7 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
         try:
             x_obs, y_obs = observations
         except (TypeError, ValueError) as exc:
-            raise TypeError("observations must be a pair (x, y) of arrays.") from exc
+            raise InvalidTypeError("observations must be a pair (x, y) of arrays.") from exc
         x = np.asarray(x_obs, dtype=np.float64)
         y = np.asarray(y_obs, dtype=np.float64)
         if x.ndim == 1 and self.dim == 1:
@@ -275,29 +280,31 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
         if y.ndim == 1:
             y = y[:, None]
         if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"observations: x must have shape (m, {self.dim}), got {x.shape}.")
+            raise InvalidArgumentError(
+                f"observations: x must have shape (m, {self.dim}), got {x.shape}."
+            )
         if y.ndim != 2 or y.shape[0] != x.shape[0]:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"observations: y has shape {y.shape} but x has {x.shape[0]} rows; give one "
                 "row of y per row of x."
             )
         for what, arr in (("x", x), ("y", y)):
             bad = ~np.isfinite(arr).all(axis=1)
             if bad.any():
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"observations: {what} has NaN or inf values in rows {_rows(bad)}; remove "
                     "those rows (or the unobserved components, with observed_components)."
                 )
         outside = ~self.inside(x)
         if outside.any():
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"observations: rows {_rows(outside)} of x lie outside the geometry (e.g. row "
                 f"{int(np.flatnonzero(outside)[0])}: {x[outside][0].tolist()}); observations "
                 "must be inside the domain the PDE is solved on."
             )
         comps = list(range(y.shape[1])) if components is None else [int(c) for c in components]
         if len(comps) != y.shape[1] or any(not 0 <= c < self.num_outputs for c in comps):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"observations: observed_components={components!r} must list {y.shape[1]} "
                 f"distinct output indices in [0, {self.num_outputs})."
             )
@@ -413,7 +420,7 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
         Each call returns new terms (with the same learnable ``parameters``).
         """
         if options:
-            raise TypeError(
+            raise InvalidTypeError(
                 f"DeepXDEAdapter.loss_terms takes no options, got {sorted(options)}; set them "
                 "when constructing the adapter."
             )
@@ -486,7 +493,9 @@ class ResidualCheck(Check):
 
     def __call__(self, data: Mapping[str, Any], model: Any = None) -> CheckResult:
         if not isinstance(model, nn.Module):
-            raise ValueError(f"check {self.name!r} evaluates a model: pass model=the fitted model.")
+            raise InvalidArgumentError(
+                f"check {self.name!r} evaluates a model: pass model=the fitted model."
+            )
         gen = torch.Generator().manual_seed(self.adapter.seed + 7919)
         x = self.adapter.sample(self.adapter.num_check_points, gen)
         r = self.adapter.residual(model, x).abs().amax(dim=1).to(torch.float64)
@@ -531,7 +540,9 @@ class ConditionCheck(Check):
 
     def __call__(self, data: Mapping[str, Any], model: Any = None) -> CheckResult:
         if not isinstance(model, nn.Module):
-            raise ValueError(f"check {self.name!r} evaluates a model: pass model=the fitted model.")
+            raise InvalidArgumentError(
+                f"check {self.name!r} evaluates a model: pass model=the fitted model."
+            )
         a = self.adapter
         x = self._fresh_points()
         term = ConditionLoss(a.dde, a.conditions[self.condition], x)

@@ -14,6 +14,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from hybridml import MLP, Constrained, Jet
+from hybridml.exceptions import InvalidTypeError
 
 __all__ = ["Jet", "taylor_jet", "taylor_supported"]
 
@@ -44,7 +45,7 @@ def taylor_jet(
     :class:`~hybridml.HardBoundary` functions' jets are kept.
     """
     if not isinstance(model, MLP | Constrained):
-        raise TypeError(
+        raise InvalidTypeError(
             f"taylor_jet: model must be a hybridml.MLP or hybridml.Constrained, got "
             f"{type(model).__name__}."
         )

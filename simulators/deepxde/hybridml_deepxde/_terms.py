@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from hybridml import MLP, Constrained, Jet, LossTerm, Precompilation
+from hybridml.exceptions import InvalidArgumentError, InvalidTypeError
 
 from ._taylor import Pair, taylor_supported
 
@@ -123,12 +124,14 @@ def as_columns(value: Any, n: int, fn: Any, what: str, x_shape: tuple[int, ...])
     """A ``pde``/condition output as an ``(n, k)`` tensor, or an error naming ``fn``."""
     parts = list(value) if isinstance(value, list | tuple) else [value]
     if not parts:
-        raise ValueError(f"{what} {_name_of(fn)} returned an empty list; return the residual.")
+        raise InvalidArgumentError(
+            f"{what} {_name_of(fn)} returned an empty list; return the residual."
+        )
     cols = []
     for k, part in enumerate(parts):
         label = f" (item {k} of the list it returned)" if len(parts) > 1 else ""
         if not isinstance(part, Tensor):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"{what} {_name_of(fn)} returned {type(part).__name__}{label}; it must return "
                 "a torch tensor (use dde.grad and torch functions on x and y)."
             )
@@ -136,7 +139,7 @@ def as_columns(value: Any, n: int, fn: Any, what: str, x_shape: tuple[int, ...])
         if part.ndim == 1 and shape[0] == n:
             part = part[:, None]
         if part.ndim != 2 or part.shape[0] != n:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{what} {_name_of(fn)} returned shape {shape}{label} for inputs x of shape "
                 f"{x_shape}; it must return one row per point, shape ({n}, 1) (or a list of "
                 "such tensors, one per equation). Do not reduce over the points."
@@ -184,9 +187,11 @@ class RAD(Resampling):
 
     def __init__(self, k: float = 1.0, c: float = 1.0, candidates: int = 10) -> None:
         if not k >= 0 or not c >= 0:
-            raise ValueError(f"RAD: k and c must be >= 0, got k={k!r}, c={c!r}.")
+            raise InvalidArgumentError(f"RAD: k and c must be >= 0, got k={k!r}, c={c!r}.")
         if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
-            raise ValueError(f"RAD: candidates must be an integer >= 1, got {candidates!r}.")
+            raise InvalidArgumentError(
+                f"RAD: candidates must be an integer >= 1, got {candidates!r}."
+            )
         self.k, self.c, self.candidates = float(k), float(c), candidates
 
     def __call__(self, term: PDEResidual, generator: torch.Generator) -> np.ndarray:
@@ -221,9 +226,11 @@ class RAR(Resampling):
     def __init__(self, n_add: int = 100, candidates: int = 10_000, max_points: int | None = None):
         for what, v in (("n_add", n_add), ("candidates", candidates)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"RAR: {what} must be a positive integer, got {v!r}.")
+                raise InvalidArgumentError(f"RAR: {what} must be a positive integer, got {v!r}.")
         if candidates < n_add:
-            raise ValueError(f"RAR: candidates ({candidates}) must be >= n_add ({n_add}).")
+            raise InvalidArgumentError(
+                f"RAR: candidates ({candidates}) must be >= n_add ({n_add})."
+            )
         self.n_add, self.candidates, self.max_points = n_add, candidates, max_points
 
     def __call__(self, term: PDEResidual, generator: torch.Generator) -> np.ndarray:
@@ -276,7 +283,7 @@ class PDEResidual(LossTerm):
     ) -> None:
         super().__init__()
         if derivatives not in _DERIVATIVES:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"derivatives must be one of {', '.join(map(repr, _DERIVATIVES))}, got "
                 f"{derivatives!r}."
             )
@@ -413,12 +420,12 @@ class PDEResidual(LossTerm):
         if num_points is not None and (
             isinstance(num_points, bool) or not isinstance(num_points, int) or num_points < 1
         ):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"PDEResidual.precompile: num_points must be a positive integer, got "
                 f"{num_points!r}."
             )
         if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"PDEResidual.precompile: dtype must be a floating torch dtype, got {dtype!r}."
             )
         if self.derivatives == "autograd" or not taylor_supported(model):
@@ -442,7 +449,7 @@ class PDEResidual(LossTerm):
     def _evaluate(self, y: Any, x: Tensor, jet: Jet | None, misses: set[Any]) -> Tensor:
         if not isinstance(y, Tensor) or y.ndim != 2 or y.shape[0] != x.shape[0]:
             got = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"the model returned {got} for inputs of shape {tuple(x.shape)}; a PINN "
                 f"network must return shape ({x.shape[0]}, number of outputs)."
             )

@@ -46,7 +46,7 @@ from hybridml.adapters import (
     ProvidesForward,
     SimulationError,
 )
-from hybridml.exceptions import InvalidArgumentError, did_you_mean
+from hybridml.exceptions import InvalidArgumentError, InvalidTypeError, did_you_mean
 
 __all__ = ["ODEAdapter", "damped_oscillator", "exponential_decay"]
 
@@ -104,16 +104,20 @@ class ODEAdapter(ProvidesData, ProvidesConstraints, ProvidesChecks, ProvidesForw
         self.bounds = dict(bounds or {})
         self.residual_threshold = residual_threshold
         if len(self.y0) != len(self.state_names):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"y0 has {len(self.y0)} values but there are {len(state_names)} "
                 f"state_names {self.state_names}; give one initial value per state."
             )
         for col in (*self.state_names, time_name):  # units in names, like "x [m]"
             if not re.search(r"\[.*\]\s*$", col):
-                raise ValueError(f"name {col!r} has no unit; write it like 'x [m]' or 'x [-]'.")
+                raise InvalidArgumentError(
+                    f"name {col!r} has no unit; write it like 'x [m]' or 'x [-]'."
+                )
         for col in self.bounds:
             if col not in self.state_names:
-                raise ValueError(f"bounds for {col!r}, which is not in {self.state_names}.")
+                raise InvalidArgumentError(
+                    f"bounds for {col!r}, which is not in {self.state_names}."
+                )
 
     def __repr__(self) -> str:
         return (
@@ -201,7 +205,7 @@ class ODEAdapter(ProvidesData, ProvidesConstraints, ProvidesChecks, ProvidesForw
         by the trainer) and ``"initial_condition"``, for a model mapping t (n, 1) -> y (n, d).
         """
         if options:  # the contract's ``**options``; only points and n_points are known
-            raise TypeError(
+            raise InvalidTypeError(
                 "ODEAdapter.loss_terms takes only the options points and n_points, "
                 f"got unknown {sorted(options)}."
             )

@@ -22,7 +22,7 @@ from hybridml.adapters import (
     ProvidesForward,
     SimulationError,
 )
-from hybridml.exceptions import InvalidArgumentError, did_you_mean
+from hybridml.exceptions import InvalidArgumentError, InvalidTypeError, did_you_mean
 
 from ._pybamm import parameter_keys, pybamm
 from ._validation import ExperimentError, ParameterError, check_names, check_physical
@@ -133,7 +133,9 @@ def _model(name: str, options: Mapping[str, Any]) -> Any:
         try:
             model = getattr(pb.lithium_ion, name)(options=dict(options))
         except pb.OptionError as exc:
-            raise ValueError(f"invalid PyBaMM model options {dict(options)}: {exc}") from exc
+            raise InvalidArgumentError(
+                f"invalid PyBaMM model options {dict(options)}: {exc}"
+            ) from exc
         with _builds_lock:
             model = _models.setdefault(key, model)
     return model
@@ -287,7 +289,7 @@ class PyBaMMAdapter(ProvidesData, ProvidesChecks, ProvidesConstraints, ProvidesF
         if self.parameter_set not in pb.parameter_sets:
             raise _close(self.parameter_set, list(pb.parameter_sets), "PyBaMM parameter set")
         if self.cycles < 1:
-            raise ValueError(f"cycles must be at least 1, got {self.cycles}.")
+            raise InvalidArgumentError(f"cycles must be at least 1, got {self.cycles}.")
         model = _model(self.model, self.options)
         keys = parameter_keys(self.parameter_set)
         check_names(self.parameters, keys, what="parameter")
@@ -460,7 +462,9 @@ class PyBaMMAdapter(ProvidesData, ProvidesChecks, ProvidesConstraints, ProvidesF
         values = {k: v for k, v in inputs.items() if k in _NOT_INPUTS}
         inputs = {k: v for k, v in inputs.items() if k not in _NOT_INPUTS}
         if sensitivities and values:
-            raise ValueError(f"forward cannot differentiate with respect to {sorted(values)}.")
+            raise InvalidArgumentError(
+                f"forward cannot differentiate with respect to {sorted(values)}."
+            )
         sim = self._simulation(tuple(inputs), conds, sensitivities, values)
         described = dict(params or {}) or "the parameter set's defaults"
         try:
@@ -536,7 +540,7 @@ class PyBaMMAdapter(ProvidesData, ProvidesChecks, ProvidesConstraints, ProvidesF
                 continue
             values = np.asarray(sol[var].entries, dtype=float)
             if values.ndim != 1:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"variable {var!r} is not a scalar over time (shape {values.shape}); "
                     "choose an averaged or extreme one ('X-averaged ...', 'Minimum ...')."
                 )
@@ -700,7 +704,7 @@ class PyBaMMAdapter(ProvidesData, ProvidesChecks, ProvidesConstraints, ProvidesF
 
         unknown = set(options) - {"data", "weight", "margin", "n_points", "column"}
         if unknown:
-            raise TypeError(
+            raise InvalidTypeError(
                 f"loss_terms: unknown options {sorted(unknown)}; "
                 "valid: data, weight, margin, n_points, column."
             )
@@ -715,7 +719,7 @@ class PyBaMMAdapter(ProvidesData, ProvidesChecks, ProvidesConstraints, ProvidesF
         else:
             tables = [data]
         if not tables:
-            raise ValueError("loss_terms: the data holds no successful simulation.")
+            raise InvalidArgumentError("loss_terms: the data holds no successful simulation.")
         x = np.concatenate([t["Cycle number"] for t in tables])
         y = np.concatenate([t[column] for t in tables])
         cycles, lower, upper = fade_rate_envelope(
@@ -733,17 +737,17 @@ class PyBaMMAdapter(ProvidesData, ProvidesChecks, ProvidesConstraints, ProvidesF
     def _forward_numpy(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Outputs (n_cycles,) and their Jacobian (n_cycles, n_params) at ``values``."""
         if not self.parameter_names:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "forward needs parameter_names=... (the parameters to differentiate with "
                 "respect to) when the adapter is created."
             )
         if values.shape != (len(self.parameter_names),):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"forward: params has shape {values.shape}; expected "
                 f"({len(self.parameter_names)},) for {self.parameter_names}."
             )
         if self.operating_conditions:
-            raise ValueError("forward does not support experiments with placeholders.")
+            raise InvalidArgumentError("forward does not support experiments with placeholders.")
         steps = self._check_steps(self._cycle_steps({}))
         event_steps = [
             text

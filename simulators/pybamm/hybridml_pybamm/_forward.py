@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from hybridml import PhysicalParameter
+from hybridml.exceptions import InvalidArgumentError
 
 if TYPE_CHECKING:
     from ._adapter import PyBaMMAdapter
@@ -71,13 +72,15 @@ class DegradationModel(nn.Module):
         from ._pybamm import pybamm
 
         if not adapter.parameter_names:
-            raise ValueError("DegradationModel: the adapter has no parameter_names.")
+            raise InvalidArgumentError("DegradationModel: the adapter has no parameter_names.")
         if adapter.forward_scale is not Scale.LINEAR:
-            raise ValueError("DegradationModel: use an adapter with forward_scale=Scale.LINEAR.")
+            raise InvalidArgumentError(
+                "DegradationModel: use an adapter with forward_scale=Scale.LINEAR."
+            )
         init = dict(init or {})
         unknown = set(init) - set(adapter.parameter_names)
         if unknown:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"DegradationModel: init names {sorted(unknown)} are not among the adapter's "
                 f"parameter_names {adapter.parameter_names}."
             )
@@ -123,5 +126,5 @@ class DegradationModel(nn.Module):
         idx = torch.round(xt.detach().reshape(-1)).long() - 1
         n = self.adapter.cycles
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= n):
-            raise ValueError(f"DegradationModel: cycle numbers must lie in 1..{n}.")
+            raise InvalidArgumentError(f"DegradationModel: cycle numbers must lie in 1..{n}.")
         return self.trajectory()[idx].to(dtype)[:, None]

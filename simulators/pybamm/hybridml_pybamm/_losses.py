@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from hybridml import LossTerm
+from hybridml.exceptions import InvalidArgumentError
 
 __all__ = ["FadeRateEnvelopeLoss", "SyntheticDataLoss", "fade_rate_envelope"]
 
@@ -38,17 +39,17 @@ class SyntheticDataLoss(LossTerm):
         xt = xt[:, None] if xt.ndim == 1 else xt
         yt = yt[:, None] if yt.ndim == 1 else yt
         if xt.shape[0] != yt.shape[0] or xt.shape[0] == 0:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"SyntheticDataLoss: x has {xt.shape[0]} rows and y {yt.shape[0]}; give the "
                 "same, non-zero number of rows."
             )
         if not weight >= 0:
-            raise ValueError(f"SyntheticDataLoss: weight must be >= 0, got {weight}.")
+            raise InvalidArgumentError(f"SyntheticDataLoss: weight must be >= 0, got {weight}.")
         w = torch.ones(xt.shape[0], dtype=dtype)
         if point_weights is not None:
             w = torch.as_tensor(np.asarray(point_weights, dtype=float), dtype=dtype).reshape(-1)
             if w.shape[0] != xt.shape[0] or bool((w < 0).any()) or float(w.sum()) == 0:
-                raise ValueError(
+                raise InvalidArgumentError(
                     "SyntheticDataLoss: point_weights needs one non-negative weight per row "
                     "and a positive sum."
                 )
@@ -84,14 +85,14 @@ def fade_rate_envelope(
         ``(cycles, lower, upper)``, three arrays of the same length.
     """
     if not tables:
-        raise ValueError("fade_rate_envelope: no simulations given.")
+        raise InvalidArgumentError("fade_rate_envelope: no simulations given.")
     common = None
     for t in tables:
         c = np.asarray(t[cycle], dtype=float)
         common = c if common is None else np.intersect1d(common, c)
     assert common is not None
     if common.size < 2:
-        raise ValueError(
+        raise InvalidArgumentError(
             "fade_rate_envelope: the simulations share fewer than 2 cycles; a fade rate needs "
             "at least two cycles (run an experiment with cycles >= 2)."
         )
@@ -152,9 +153,13 @@ class FadeRateEnvelopeLoss(LossTerm):
         lo = np.asarray(lower, dtype=float)
         hi = np.asarray(upper, dtype=float)
         if not (c.ndim == 1 and c.shape == lo.shape == hi.shape and c.size >= 2):
-            raise ValueError("FadeRateEnvelopeLoss: cycles, lower, upper need equal 1-d shapes.")
+            raise InvalidArgumentError(
+                "FadeRateEnvelopeLoss: cycles, lower, upper need equal 1-d shapes."
+            )
         if np.any(np.diff(c) <= 0) or np.any(lo > hi):
-            raise ValueError("FadeRateEnvelopeLoss: cycles must increase and lower <= upper.")
+            raise InvalidArgumentError(
+                "FadeRateEnvelopeLoss: cycles must increase and lower <= upper."
+            )
         dtype = torch.get_default_dtype()
         self._table = (c, lo, hi)
         self.n_points = int(n_points)

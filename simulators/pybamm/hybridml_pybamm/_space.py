@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hybridml.exceptions import InvalidArgumentError, InvalidTypeError
+
 from ._validation import ParameterError, check_physical
 
 __all__ = ["Choice", "LogUniform", "ParameterSpace", "Uniform"]
@@ -24,7 +26,9 @@ class Uniform:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
-            raise ValueError(f"Uniform: need finite low < high, got ({self.low}, {self.high}).")
+            raise InvalidArgumentError(
+                f"Uniform: need finite low < high, got ({self.low}, {self.high})."
+            )
 
     def ppf(self, u: np.ndarray) -> np.ndarray:
         """Map points of [0, 1] to the range."""
@@ -45,7 +49,7 @@ class LogUniform:
 
     def __post_init__(self) -> None:
         if not (0 < self.low < self.high and math.isfinite(self.high)):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"LogUniform: need 0 < low < high (finite), got ({self.low}, {self.high})."
             )
 
@@ -68,7 +72,7 @@ class Choice:
     def __init__(self, values: Sequence[float]) -> None:
         vals = tuple(float(v) for v in values)
         if not vals:
-            raise ValueError("Choice: give at least one value.")
+            raise InvalidArgumentError("Choice: give at least one value.")
         object.__setattr__(self, "values", vals)
 
     def ppf(self, u: np.ndarray) -> np.ndarray:
@@ -113,10 +117,10 @@ class ParameterSpace:
         fixed: Mapping[str, float] | None = None,
     ) -> None:
         if not dimensions:
-            raise ValueError("ParameterSpace: give at least one dimension.")
+            raise InvalidArgumentError("ParameterSpace: give at least one dimension.")
         for name, dim in dimensions.items():
             if not isinstance(dim, Uniform | LogUniform | Choice):
-                raise TypeError(
+                raise InvalidTypeError(
                     f"ParameterSpace: dimension {name!r} must be Uniform(low, high), "
                     f"LogUniform(low, high) or Choice(values), got {type(dim).__name__}."
                 )
@@ -155,7 +159,7 @@ class ParameterSpace:
                 continue
             k = int(per[name])
             if k < 1:
-                raise ValueError(f"grid: need at least one value for {name!r}, got {k}.")
+                raise InvalidArgumentError(f"grid: need at least one value for {name!r}, got {k}.")
             u = np.array([0.5]) if k == 1 else np.linspace(0.0, 1.0, k)
             axes.append(dim.ppf(u))
         return [

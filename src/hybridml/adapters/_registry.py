@@ -13,7 +13,7 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
 
-from ..exceptions import UnknownSimulatorError, did_you_mean
+from ..exceptions import InvalidTypeError, UnknownSimulatorError, did_you_mean
 from ._contract import SimulatorAdapter
 
 __all__ = [
@@ -56,7 +56,7 @@ def load_simulator(name: str) -> type[SimulatorAdapter]:
         )
     cls = eps[name].load()
     if not (isinstance(cls, type) and issubclass(cls, SimulatorAdapter)):
-        raise TypeError(
+        raise InvalidTypeError(
             f"entry point {name!r} ({eps[name].value}) is not a SimulatorAdapter subclass"
         )
     return cls

@@ -225,7 +225,7 @@ def _read_failure(path: Path) -> dict[str, Any] | None:
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(info, dict):
-            raise ValueError("not a JSON object")
+            raise InvalidArgumentError("not a JSON object")
         return {
             "error": str(info["error"]),
             "message": str(info["message"]),

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..exceptions import InvalidArgumentError, InvalidTypeError
 from ._report import ConsistencyReport
 
 __all__ = ["Check", "CheckResult", "run_checks"]
@@ -104,14 +105,14 @@ def run_checks(
     """
     for c in checks:
         if not isinstance(c, Check):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"run_checks: {c!r} is not a hybridml.Check; wrap a function in "
                 "CustomCheck(fn, name=...)."
             )
     names = [c.name for c in checks]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"checks must have unique names; repeated: {sorted(dup)}. Pass name= to tell "
             "checks of the same kind apart."
         )

@@ -9,6 +9,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from ..data._dataset import Dataset
+from ..exceptions import InvalidArgumentError
 from ._base import Check, CheckResult
 from ._helpers import _column, _coords, _labels, _n_rows, _nonneg, _result, _unit
 
@@ -46,9 +47,9 @@ class Bounds(Check):
         name: str | None = None,
     ) -> None:
         if lower is None and upper is None:
-            raise ValueError(f"Bounds({column!r}): give lower=, upper= or both.")
+            raise InvalidArgumentError(f"Bounds({column!r}): give lower=, upper= or both.")
         if lower is not None and upper is not None and lower > upper:
-            raise ValueError(f"Bounds({column!r}): lower={lower} is above upper={upper}.")
+            raise InvalidArgumentError(f"Bounds({column!r}): lower={lower} is above upper={upper}.")
         self.column = column
         self.lower = None if lower is None else float(lower)
         self.upper = None if upper is None else float(upper)
@@ -122,7 +123,7 @@ class Monotone(Check):
     ) -> None:
         allowed = get_args(Direction)
         if direction not in allowed:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Monotone({column!r}): direction must be one of {allowed}, got {direction!r}."
             )
         self.column = column
@@ -211,7 +212,9 @@ class Conservation(Check):
         name: str = "conservation",
     ) -> None:
         if not callable(quantity):
-            raise ValueError(f"Conservation({name!r}): quantity must be a callable data -> array.")
+            raise InvalidArgumentError(
+                f"Conservation({name!r}): quantity must be a callable data -> array."
+            )
         self.quantity = quantity
         self.expected = None if expected is None else float(expected)
         self.rtol = _nonneg(rtol, "rtol", f"Conservation({name!r})")
@@ -234,24 +237,24 @@ class Conservation(Check):
         try:
             q = np.asarray(out, dtype=np.float64)
         except (TypeError, ValueError) as exc:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"check {self.name!r}: quantity returned {type(out).__name__}, not numbers "
                 f"({exc}); return a 1-d array of floats or one float."
             ) from None
         if q.ndim == 0:
             if self.expected is None:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"check {self.name!r}: quantity returned a single value and expected is "
                     "None; pass expected= or return one value a time step."
                 )
             q = q.reshape(1)
         if q.ndim != 1:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"check {self.name!r}: quantity returned shape {q.shape}; return a 1-d array "
                 "(one value a time step) or a single value."
             )
         if q.shape[0] == 0:
-            raise ValueError(f"check {self.name!r}: quantity returned no values.")
+            raise InvalidArgumentError(f"check {self.name!r}: quantity returned no values.")
         ref = float(q[0]) if self.expected is None else self.expected
         mag = np.abs(q - ref)
         allowed = self.atol + self.rtol * abs(ref)

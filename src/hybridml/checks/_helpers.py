@@ -10,7 +10,7 @@ import numpy as np
 
 from ..data._dataset import Dataset
 from ..data._validate import parse_unit
-from ..exceptions import MissingColumnError, did_you_mean
+from ..exceptions import InvalidArgumentError, MissingColumnError, did_you_mean
 from ._base import CheckResult
 
 
@@ -25,13 +25,13 @@ def _column(data: Mapping[str, Any], name: str, check: str) -> np.ndarray:
         )
     arr = np.asarray(data[name])
     if arr.ndim != 1:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"check {check!r}: column {name!r} has shape {arr.shape}; expected a 1-d array."
         )
     try:
         return arr.astype(np.float64)
     except (TypeError, ValueError):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"check {check!r}: column {name!r} does not hold numbers (dtype {arr.dtype}); "
             "check a numeric column, or use it as group=."
         ) from None
@@ -42,7 +42,7 @@ def _labels(data: Mapping[str, Any], name: str, check: str, n: int) -> np.ndarra
         _column(data, name, check)  # raises the missing-column error
     arr = np.asarray(data[name])
     if arr.shape != (n,):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"check {check!r}: group column {name!r} has shape {arr.shape}; expected ({n},)."
         )
     return arr
@@ -51,11 +51,13 @@ def _labels(data: Mapping[str, Any], name: str, check: str, n: int) -> np.ndarra
 def _n_rows(check: str, *arrays: np.ndarray) -> int:
     n = arrays[0].shape[0]
     if any(a.shape[0] != n for a in arrays):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"check {check!r}: the columns have different lengths {[a.shape[0] for a in arrays]}."
         )
     if n == 0:
-        raise ValueError(f"check {check!r}: the data has no rows; there is nothing to check.")
+        raise InvalidArgumentError(
+            f"check {check!r}: the data has no rows; there is nothing to check."
+        )
     return n
 
 
@@ -120,7 +122,7 @@ def _result(
 def _nonneg(value: float, what: str, cls: str) -> float:
     value = float(value)
     if not value >= 0:  # also rejects NaN
-        raise ValueError(f"{cls}: {what} must be >= 0, got {value}")
+        raise InvalidArgumentError(f"{cls}: {what} must be >= 0, got {value}")
     return value
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..exceptions import ConsistencyError, ConsistencyWarning
+from ..exceptions import ConsistencyError, ConsistencyWarning, InvalidArgumentError
 
 if TYPE_CHECKING:
     from ._base import CheckResult
@@ -99,7 +99,7 @@ class ConsistencyReport:
             policy = Policy(policy)
         except ValueError:
             valid = ", ".join(repr(p.value) for p in Policy)
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"unknown policy {policy!r}; use a hybridml.Policy or one of {valid}"
             ) from None
         if self.passed or policy is Policy.RECORD:

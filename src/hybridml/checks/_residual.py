@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from ..exceptions import InvalidArgumentError, InvalidTypeError
 from ._base import Check, CheckResult
 from ._helpers import _coords, _nonneg, _result, _rows_of
 
@@ -68,14 +69,18 @@ class ResidualBelow(Check):
         name: str = "residual",
     ) -> None:
         if not callable(residual):
-            raise TypeError(f"ResidualBelow({name!r}): residual must be callable (model, x).")
+            raise InvalidTypeError(
+                f"ResidualBelow({name!r}): residual must be callable (model, x)."
+            )
         if not callable(getattr(sampler, "sample", None)):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"ResidualBelow({name!r}): sampler must have a sample(n, generator) method, "
                 f"e.g. hybridml.BoxSampler; got {type(sampler).__name__}."
             )
         if int(n_points) < 1:
-            raise ValueError(f"ResidualBelow({name!r}): n_points must be >= 1, got {n_points}.")
+            raise InvalidArgumentError(
+                f"ResidualBelow({name!r}): n_points must be >= 1, got {n_points}."
+            )
         self.residual = residual
         self.sampler = sampler
         self.threshold = _nonneg(threshold, "threshold", f"ResidualBelow({name!r})")
@@ -97,7 +102,7 @@ class ResidualBelow(Check):
         import torch
 
         if model is None:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"check {self.name!r} evaluates the model at fresh points, but no model was "
                 "given; pass the fitted model: run_checks(checks, data, model=model)."
             )
@@ -109,7 +114,7 @@ class ResidualBelow(Check):
         gen = torch.Generator().manual_seed(self.seed)
         x = self.sampler.sample(self.n_points, gen)
         if not isinstance(x, torch.Tensor) or x.ndim not in (1, 2) or x.shape[0] != self.n_points:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"check {self.name!r}: sampler.sample({self.n_points}, generator) returned "
                 f"{getattr(x, 'shape', type(x).__name__)}; expected a tensor of shape "
                 f"({self.n_points}, d)."
@@ -127,7 +132,7 @@ class ResidualBelow(Check):
             if training:
                 model.train()
         if not isinstance(r, torch.Tensor) or r.ndim == 0 or r.shape[0] != self.n_points:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"check {self.name!r}: residual returned {getattr(r, 'shape', type(r))}; "
                 f"expected a tensor with one row per point, shape ({self.n_points},) or "
                 f"({self.n_points}, k)."
@@ -181,7 +186,7 @@ class CustomCheck(Check):
         threshold: float = 0.0,
     ) -> None:
         if not callable(fn):
-            raise TypeError(f"CustomCheck({name!r}): fn must be callable (data, model).")
+            raise InvalidTypeError(f"CustomCheck({name!r}): fn must be callable (data, model).")
         self.fn = fn
         self.name = name
         self.threshold = _nonneg(threshold, "threshold", f"CustomCheck({name!r})")
@@ -208,23 +213,23 @@ class CustomCheck(Check):
             )
         arr = np.asarray(out)
         if arr.dtype.kind == "b":
-            raise TypeError(
+            raise InvalidTypeError(
                 f"check {self.name!r}: fn returned a boolean array, which is ambiguous; return "
                 "one bool (True = passed) or violation magnitudes, e.g. (~ok).astype(float)."
             )
         if arr.dtype.kind not in "iuf":
-            raise TypeError(
+            raise InvalidTypeError(
                 f"check {self.name!r}: fn returned {type(out).__name__} of dtype {arr.dtype}; "
                 "return a bool or an array of violation magnitudes."
             )
         mag = arr.astype(np.float64).reshape(-1) if arr.ndim == 0 else arr.astype(np.float64)
         if mag.ndim != 1:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"check {self.name!r}: fn returned shape {arr.shape}; return a 1-d array of "
                 "violation magnitudes, one a point."
             )
         if np.any(mag < 0):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"check {self.name!r}: fn returned negative magnitudes (min {mag.min():g}); "
                 "return violation sizes >= 0, e.g. np.abs(...) or np.maximum(..., 0)."
             )

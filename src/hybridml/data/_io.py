@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._atomic import atomic_write
-from ..exceptions import DataError, InvalidArgumentError
+from ..exceptions import DataError, InvalidArgumentError, InvalidTypeError
 from ._validate import _as_mask, _missing_column, _Rows, _where
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def from_npz(cls: type[Dataset], z: Any, path: Path) -> Dataset:
     try:
         meta = json.loads(str(z[_META_KEY][()]))
         if meta.get("format") != _FORMAT:
-            raise ValueError("unknown format")
+            raise InvalidArgumentError("unknown format")
         if meta.get("version", 0) > _FORMAT_VERSION:
             raise DataError(
                 f"file '{path}' was written by a newer hybridml (format version "
@@ -299,7 +299,7 @@ def _wanted(
 ) -> list[str]:
     """The columns to read, in file order, after checking that they all exist."""
     if isinstance(columns, str):
-        raise TypeError(f"columns must be a sequence of names, not the string {columns!r}")
+        raise InvalidTypeError(f"columns must be a sequence of names, not the string {columns!r}")
     asked: list[tuple[str, str]] = [
         (c, "column") for c in (columns if columns is not None else names)
     ]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..exceptions import DataError, MissingColumnError, did_you_mean
+from ..exceptions import DataError, InvalidTypeError, MissingColumnError, did_you_mean
 
 if TYPE_CHECKING:
     from ._dataset import Dataset
@@ -211,7 +211,7 @@ def validate_columns(
     """
     where = _where(source)
     if not isinstance(columns, Mapping):
-        raise TypeError(
+        raise InvalidTypeError(
             f"Dataset: columns must be a mapping of name -> 1-d array, got {type(columns).__name__}"
         )
     if not columns:
@@ -312,7 +312,7 @@ def row_indices(index: Any, n: int, source: str) -> np.ndarray:
                     f"{n} rows (0-based indices 0..{n - 1})."
                 )
         else:
-            raise TypeError(
+            raise InvalidTypeError(
                 "Dataset.select: pass a boolean mask, integer indices or a slice, "
                 f"got an array of dtype {arr.dtype}"
             )

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..checks import ConsistencyReport
 from ..data._input import as_inputs
+from ..exceptions import InvalidArgumentError, InvalidTypeError
 from ._base import clone
 from ._ensemble import DeepEnsemble
 from ._model_selection import clone_with_own_checkpoint
@@ -97,7 +98,7 @@ class ActiveLearner:
         if not isinstance(model, DeepEnsemble):
             for attr in ("fit", "predict", "get_params"):
                 if not callable(getattr(model, attr, None)):
-                    raise TypeError(
+                    raise InvalidTypeError(
                         "ActiveLearner: model must be a DeepEnsemble or an estimator with "
                         f"fit/predict/get_params; {type(model).__name__} has no {attr}()."
                     )
@@ -106,7 +107,7 @@ class ActiveLearner:
         # empty pools, NaN/inf and non-numbers are refused by as_inputs, naming row and column
         p = as_inputs(pool, what="ActiveLearner", x_name="the candidate pool").X
         if not (isinstance(diversity, float | int) and diversity >= 0):
-            raise ValueError(f"ActiveLearner: diversity must be >= 0, got {diversity!r}.")
+            raise InvalidArgumentError(f"ActiveLearner: diversity must be >= 0, got {diversity!r}.")
         self.diversity = float(diversity)
         self.seed = seed
         lo, hi = p.min(axis=0), p.max(axis=0)
@@ -119,7 +120,7 @@ class ActiveLearner:
         self._stale = True
         if X is not None or y is not None:
             if X is None or y is None:
-                raise ValueError(
+                raise InvalidArgumentError(
                     "ActiveLearner: give both X and y (initial measurements), or neither."
                 )
             self._add(X, y)
@@ -130,12 +131,12 @@ class ActiveLearner:
         x, yy = data.X, data.y
         assert yy is not None
         if x.shape[1] != self.pool_.shape[1]:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"ActiveLearner: the measurements have {x.shape[1]} input column(s) but the pool "
                 f"has {self.pool_.shape[1]}."
             )
         if self.y_ is not None and yy.shape[1] != self.y_.shape[1]:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"ActiveLearner: y has {yy.shape[1]} column(s) but earlier measurements had "
                 f"{self.y_.shape[1]}."
             )
@@ -188,14 +189,16 @@ class ActiveLearner:
         """
         m = self.pool_.shape[0]
         if m == 0:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "ActiveLearner.recommend: the candidate pool is empty (every candidate has "
                 "been measured); add candidates with add_candidates()."
             )
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-            raise ValueError(f"ActiveLearner.recommend: n must be a positive integer, got {n!r}.")
+            raise InvalidArgumentError(
+                f"ActiveLearner.recommend: n must be a positive integer, got {n!r}."
+            )
         if n > m:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"ActiveLearner.recommend: a batch of {n} is larger than the pool, which has "
                 f"{m} candidate(s) left; ask for at most {m}."
             )
@@ -260,7 +263,7 @@ class ActiveLearner:
         """Append candidates to the pool (e.g. newly possible experiments); returns ``self``."""
         c = as_inputs(candidates, what="ActiveLearner.add_candidates", x_name="candidates").X
         if c.shape[1] != self.pool_.shape[1]:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"ActiveLearner.add_candidates: {c.shape[1]} input column(s), the pool has "
                 f"{self.pool_.shape[1]}."
             )

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..exceptions import InvalidArgumentError
 from ..losses._base import LossTerm
 from ..nn._batched import BatchedMLP
 from ..training import BFGS, LBFGS, Adam, Phase, Trainer
@@ -199,28 +200,32 @@ class BatchedEnsemble(_ParamsMixin):
     def _validate(self) -> None:
         n = self.n_members
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"BatchedEnsemble: n_members must be a positive integer, got {n!r}.")
+            raise InvalidArgumentError(
+                f"BatchedEnsemble: n_members must be a positive integer, got {n!r}."
+            )
         if not (isinstance(self.coverage, float | int) and 0.0 < float(self.coverage) < 1.0):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"BatchedEnsemble: coverage must lie in (0, 1), got {self.coverage!r}."
             )
         if self.calibration is not None and not 0.0 < float(self.calibration) < 1.0:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "BatchedEnsemble: calibration is the fraction of rows held out, in (0, 1), or "
                 f"None; got {self.calibration!r}."
             )
         wd = self.weight_decay
         if isinstance(wd, bool) or not isinstance(wd, int | float) or not wd >= 0:
-            raise ValueError(f"BatchedEnsemble: weight_decay must be a number >= 0, got {wd!r}.")
+            raise InvalidArgumentError(
+                f"BatchedEnsemble: weight_decay must be a number >= 0, got {wd!r}."
+            )
         if not (isinstance(self.dtype, torch.dtype) and self.dtype.is_floating_point):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"BatchedEnsemble: dtype must be a floating torch dtype, got {self.dtype!r}."
             )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ValueError(f"BatchedEnsemble: seed must be an int, got {self.seed!r}.")
+            raise InvalidArgumentError(f"BatchedEnsemble: seed must be an int, got {self.seed!r}.")
         for p in self.phases:
             if isinstance(p, LBFGS | BFGS):
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"BatchedEnsemble: {type(p).__name__} cannot train batched members: its line "
                     "search takes one step length for all members, which couples them. Use "
                     "Adam phases (or a Phase with elementwise updates)."
@@ -234,7 +239,7 @@ class BatchedEnsemble(_ParamsMixin):
         n_cal = max(1, round(float(self.calibration) * units.size))
         if n_cal >= units.size:
             what = "rows" if groups is None else "groups"
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"BatchedEnsemble: holding out {n_cal} of {units.size} {what} for calibration "
                 "leaves none to train on; lower calibration=, pass calibration_data= or more data."
             )
@@ -260,12 +265,14 @@ class BatchedEnsemble(_ParamsMixin):
             w = np.asarray(given, dtype=float)
             w = np.broadcast_to(w, (m, w.shape[-1])) if w.ndim == 1 else w
             if w.shape != (m, n_all):
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"BatchedEnsemble.fit: member_weights must have shape ({n_all},) or "
                     f"({m}, {n_all}) (rows of X), got {np.shape(given)}."
                 )
             if not np.all(np.isfinite(w)) or np.any(w < 0):
-                raise ValueError("BatchedEnsemble.fit: member_weights must be finite and >= 0.")
+                raise InvalidArgumentError(
+                    "BatchedEnsemble.fit: member_weights must be finite and >= 0."
+                )
             base = w[:, train_idx]
         g = None if groups is None else np.asarray(groups)[train_idx]
         counts = np.stack(
@@ -274,7 +281,7 @@ class BatchedEnsemble(_ParamsMixin):
         weights = base * counts
         empty = np.flatnonzero(weights.sum(axis=1) <= 0)
         if empty.size:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"BatchedEnsemble.fit: member(s) {empty.tolist()} have zero weight on every "
                 "training row; give each member some rows."
             )
@@ -386,7 +393,7 @@ class BatchedEnsemble(_ParamsMixin):
         names = self.input_names_ if self._named else None
         x = as_inputs(X, inputs=names, what=what).X
         if x.shape[1] != self.model_.in_features:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{what}: X has {x.shape[1]} input column(s); the ensemble was fitted on "
                 f"{self.model_.in_features} ({', '.join(self.input_names_)})."
             )
@@ -421,7 +428,7 @@ class BatchedEnsemble(_ParamsMixin):
         cal = self.calibration_
         if cal is None:
             if coverage is not None:
-                raise ValueError(
+                raise InvalidArgumentError(
                     "BatchedEnsemble.predict: coverage= needs a calibrated ensemble; fit with "
                     "calibration= or call calibrate(X_cal, y_cal)."
                 )
@@ -458,7 +465,7 @@ class BatchedEnsemble(_ParamsMixin):
         members = self.member_predictions(x)
         mean, std = members.mean(axis=0), members.std(axis=0)
         if y.shape != mean.shape:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"BatchedEnsemble.calibrate: targets have shape {y.shape} but the ensemble "
                 f"predicts {mean.shape}."
             )

@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..exceptions import HybridMLError, HybridMLWarning
+from ..exceptions import HybridMLError, HybridMLWarning, InvalidArgumentError, InvalidTypeError
 
 __all__ = [
     "ConformalCalibration",
@@ -139,21 +139,21 @@ def conformal_scores(y: Any, mean: Any, scale: Any = None) -> np.ndarray:
     yy, mu = np.asarray(y, dtype=float), np.asarray(mean, dtype=float)
     sd = np.ones_like(mu) if scale is None else np.asarray(scale, dtype=float)
     if yy.shape != mu.shape or sd.shape != mu.shape:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"conformal_scores: y {yy.shape}, mean {mu.shape} and scale {sd.shape} must have "
             "the same shape."
         )
     if np.any(~(sd > 0)):
-        raise ValueError("conformal_scores: scale must be positive everywhere.")
+        raise InvalidArgumentError("conformal_scores: scale must be positive everywhere.")
     m = np.isfinite(yy)
     return np.asarray(np.abs(yy[m] - mu[m]) / sd[m], dtype=float)
 
 
 def _check_coverage(coverage: Any, what: str) -> float:
     if isinstance(coverage, bool) or not isinstance(coverage, int | float):
-        raise TypeError(f"{what}: coverage must be a number in (0, 1), got {coverage!r}.")
+        raise InvalidTypeError(f"{what}: coverage must be a number in (0, 1), got {coverage!r}.")
     if not 0.0 < float(coverage) < 1.0:
-        raise ValueError(f"{what}: coverage must lie in (0, 1), got {coverage!r}.")
+        raise InvalidArgumentError(f"{what}: coverage must lie in (0, 1), got {coverage!r}.")
     return float(coverage)
 
 
@@ -163,15 +163,15 @@ def _weights(
     """Weights of the scores (summing to the finite mass), the unit used, whether the
     fallback was taken and the highest coverage certified."""
     if unit not in ("groups", "rows"):
-        raise ValueError(f"{what}: unit must be 'groups' or 'rows', got {unit!r}.")
+        raise InvalidArgumentError(f"{what}: unit must be 'groups' or 'rows', got {unit!r}.")
     if fallback not in (None, "rows"):
-        raise ValueError(f"{what}: fallback must be None or 'rows', got {fallback!r}.")
+        raise InvalidArgumentError(f"{what}: fallback must be None or 'rows', got {fallback!r}.")
     if n == 0:
         raise TooFewScoresError(f"{what}: there are no calibration scores.")
     need_rows = math.ceil(coverage / (1.0 - coverage) - _TOL)
     if unit == "groups":
         if groups is None:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{what}: unit='groups' needs one group label per score (groups=); pass them, "
                 "or unit='rows' if the rows themselves are exchangeable."
             )
@@ -259,10 +259,10 @@ def conformal_calibration(
     cov = _check_coverage(coverage, what)
     s = np.asarray(scores, dtype=float).reshape(-1)
     if s.size and not (np.all(np.isfinite(s)) and np.all(s >= 0)):
-        raise ValueError(f"{what}: scores must be finite and >= 0.")
+        raise InvalidArgumentError(f"{what}: scores must be finite and >= 0.")
     g = None if groups is None else np.asarray(groups).reshape(-1)
     if g is not None and g.size != s.size:
-        raise ValueError(f"{what}: {s.size} scores but {g.size} group labels.")
+        raise InvalidArgumentError(f"{what}: {s.size} scores but {g.size} group labels.")
     chosen: Unit = unit if unit is not None else ("groups" if g is not None else "rows")
     w, used, fell_back, top = _weights(g, s.size, chosen, cov, fallback, what)
     q = float(_weighted_quantile(s, w, cov))
@@ -323,19 +323,25 @@ def jackknife_plus(
     cov = _check_coverage(coverage, what)
     mu = np.asarray(loo_means, dtype=float)
     if mu.ndim != 2:
-        raise ValueError(f"{what}: loo_means must have shape (K groups, n points), got {mu.shape}.")
+        raise InvalidArgumentError(
+            f"{what}: loo_means must have shape (K groups, n points), got {mu.shape}."
+        )
     k = mu.shape[0]
     if len(scores) != k:
-        raise ValueError(f"{what}: {k} leave-one-group-out models but {len(scores)} score arrays.")
+        raise InvalidArgumentError(
+            f"{what}: {k} leave-one-group-out models but {len(scores)} score arrays."
+        )
     sd = np.ones_like(mu) if loo_scales is None else np.asarray(loo_scales, dtype=float)
     if sd.shape != mu.shape or np.any(~(sd > 0)):
-        raise ValueError(f"{what}: loo_scales must be positive with the shape {mu.shape}.")
+        raise InvalidArgumentError(
+            f"{what}: loo_scales must be positive with the shape {mu.shape}."
+        )
     parts = [np.asarray(s, dtype=float).reshape(-1) for s in scores]
     for i, p in enumerate(parts):
         if p.size == 0:
-            raise ValueError(f"{what}: group {i} has no scores.")
+            raise InvalidArgumentError(f"{what}: group {i} has no scores.")
         if not (np.all(np.isfinite(p)) and np.all(p >= 0)):
-            raise ValueError(f"{what}: the scores of group {i} must be finite and >= 0.")
+            raise InvalidArgumentError(f"{what}: the scores of group {i} must be finite and >= 0.")
     s = np.concatenate(parts)
     owner = np.repeat(np.arange(k), [p.size for p in parts])
     w, used, fell_back, _ = _weights(owner, s.size, unit, cov, fallback, what)
@@ -356,7 +362,7 @@ def coverage_by_group(y: Any, lower: Any, upper: Any, groups: Any) -> dict[Any, 
     lo, hi = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
     g = np.asarray(groups)
     if not (yy.shape == lo.shape == hi.shape) or g.shape[0] != yy.shape[0]:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"coverage_by_group: y {yy.shape}, lower {lo.shape}, upper {hi.shape} and groups "
             f"{g.shape} must have one entry per point."
         )

@@ -23,6 +23,7 @@ import numpy as np
 from torch import nn
 
 from ..data._input import as_inputs
+from ..exceptions import InvalidArgumentError, InvalidTypeError
 from ..losses._base import DataLoss, LossTerm
 
 if TYPE_CHECKING:
@@ -59,10 +60,12 @@ def _resolve(model: nn.Module, spec: LayerSpec, what: str, *, last: bool = False
     if callable(spec) and not isinstance(spec, int | str | Sequence):
         return [name for name in layers if spec(name)]
     if isinstance(spec, bool):
-        raise TypeError(f"pretrain_finetune: {what} must be an int, layer names or a callable.")
+        raise InvalidTypeError(
+            f"pretrain_finetune: {what} must be an int, layer names or a callable."
+        )
     if isinstance(spec, int):
         if not 0 <= spec <= len(layers):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"pretrain_finetune: {what}={spec} but the model has {len(layers)} layers with "
                 f"parameters ({', '.join(layers)})."
             )
@@ -75,7 +78,7 @@ def _resolve(model: nn.Module, spec: LayerSpec, what: str, *, last: bool = False
     for prefix in spec:
         match = [n for n in layers if n == prefix or n.startswith(prefix + ".") or prefix == ""]
         if not match:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"pretrain_finetune: {what} names {prefix!r}, which is not a layer (or a parent "
                 f"of one) of the model; its layers are {', '.join(layers)}."
             )
@@ -142,18 +145,20 @@ def pretrain_finetune(
     from ..training import Trainer
 
     if not isinstance(model, nn.Module):
-        raise TypeError(
+        raise InvalidTypeError(
             f"pretrain_finetune: model must be an nn.Module, got {type(model).__name__}."
         )
     if not measured_losses:
-        raise ValueError("pretrain_finetune: measured_losses is empty; give the measurement terms.")
+        raise InvalidArgumentError(
+            "pretrain_finetune: measured_losses is empty; give the measurement terms."
+        )
     n_stages = 1 + len(unfreeze)
     if finetuner is None or isinstance(finetuner, Trainer):
         trainers = [finetuner or Trainer()] * n_stages
     else:
         trainers = list(finetuner)
         if len(trainers) != n_stages:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"pretrain_finetune: {len(trainers)} finetuner(s) for {n_stages} stage(s) "
                 "(1 + len(unfreeze)); give one trainer or one per stage."
             )
@@ -171,7 +176,7 @@ def pretrain_finetune(
                 spec = unfreeze[stage - 1]
                 if isinstance(spec, int) and not isinstance(spec, bool):
                     if not 0 <= spec <= len(frozen):
-                        raise ValueError(
+                        raise InvalidArgumentError(
                             f"pretrain_finetune: unfreeze[{stage - 1}]={spec} but only "
                             f"{len(frozen)} layer(s) are frozen ({', '.join(frozen)})."
                         )
@@ -184,7 +189,7 @@ def pretrain_finetune(
                     full = f"{name}.{pname}" if name else pname
                     p.requires_grad_(flags[full] and name not in frozen)
             if not any(p.requires_grad for p in model.parameters()):
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"pretrain_finetune: fine-tuning stage {stage} has every parameter frozen "
                     f"({', '.join(frozen)}); freeze fewer layers."
                 )
@@ -234,13 +239,13 @@ def mixed_data_loss(
     xm, ym = _xy(x_measured, y_measured, "mixed_data_loss (measured)")
     xs, ys = _xy(x_synthetic, y_synthetic, "mixed_data_loss (synthetic)")
     if xm.shape[1] != xs.shape[1] or ym.shape[1] != ys.shape[1]:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"mixed_data_loss: measured data has {xm.shape[1]} inputs and {ym.shape[1]} outputs "
             f"but synthetic data has {xs.shape[1]} and {ys.shape[1]}."
         )
     s = float(synthetic_share)
     if not 0.0 <= s < 1.0:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"mixed_data_loss: synthetic_share must lie in [0, 1), got {synthetic_share!r}; "
             "1 would ignore the measurements."
         )
@@ -285,7 +290,7 @@ def augmented_losses(
     xm, ym = _xy(x_measured, y_measured, "augmented_losses (measured)")
     xs, ys = _xy(x_synthetic, y_synthetic, "augmented_losses (synthetic)")
     if xm.shape[1] != xs.shape[1] or ym.shape[1] != ys.shape[1]:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"augmented_losses: measured data has {xm.shape[1]} inputs and {ym.shape[1]} "
             f"outputs but synthetic data has {xs.shape[1]} and {ys.shape[1]}."
         )

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..exceptions import InvalidArgumentError
 from ._base import _as_2d
 
 __all__ = ["mae", "r2", "rmse"]
@@ -15,7 +16,7 @@ __all__ = ["mae", "r2", "rmse"]
 def _pairs(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     yt, yp = _as_2d(y_true, "y_true"), _as_2d(y_pred, "y_pred")
     if yt.shape != yp.shape:
-        raise ValueError(f"y_true has shape {yt.shape} but y_pred has {yp.shape}.")
+        raise InvalidArgumentError(f"y_true has shape {yt.shape} but y_pred has {yp.shape}.")
     mask = np.isfinite(yt)
     return yt[mask], yp[mask]
 

@@ -26,6 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ..checks import ConsistencyReport
+from ..exceptions import InvalidArgumentError, InvalidTypeError
 from ._base import _is_dataset, _is_frame, _n_rows, _predict_array, _read, _take, clone
 from ._metrics import DEFAULT_METRICS, mae, r2, rmse
 
@@ -64,15 +65,17 @@ def _py(label: Any) -> Any:
 
 def _group_codes(groups: Any, n: int | None, owner: str) -> tuple[np.ndarray, list[Any]]:
     if groups is None:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{owner}: pass `groups` (one label per row: the cell or experiment of each row), "
             "or a Dataset with a group column."
         )
     g = np.asarray(groups)
     if g.ndim != 1:
-        raise ValueError(f"{owner}: groups must be 1-d (one label per row); got shape {g.shape}.")
+        raise InvalidArgumentError(
+            f"{owner}: groups must be 1-d (one label per row); got shape {g.shape}."
+        )
     if n is not None and g.shape[0] != n:
-        raise ValueError(f"{owner}: groups has {g.shape[0]} labels but X has {n} rows.")
+        raise InvalidArgumentError(f"{owner}: groups has {g.shape[0]} labels but X has {n} rows.")
     labels, first, codes = np.unique(g, return_index=True, return_inverse=True)
     # relabel in order of first appearance, so fold assignment follows the data's order
     order = np.argsort(first, kind="stable")
@@ -98,7 +101,7 @@ class GroupKFold:
     def __post_init__(self) -> None:
         n = self.n_splits
         if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-            raise ValueError(f"GroupKFold: n_splits must be an integer >= 2, got {n!r}.")
+            raise InvalidArgumentError(f"GroupKFold: n_splits must be an integer >= 2, got {n!r}.")
 
     def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
         """Number of folds."""
@@ -115,7 +118,7 @@ class GroupKFold:
         codes, labels = _group_codes(groups, _n_rows(X) if X is not None else None, "GroupKFold")
         n_groups = len(labels)
         if n_groups < self.n_splits:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"GroupKFold: {n_groups} group(s) ({', '.join(map(repr, labels[:10]))}) but "
                 f"n_splits={self.n_splits}; each fold needs at least one whole group. Use "
                 f"GroupKFold(n_splits={max(n_groups, 2)}) or LeaveOneGroupOut()."
@@ -157,7 +160,7 @@ class LeaveOneGroupOut:
             groups, _n_rows(X) if X is not None else None, "LeaveOneGroupOut"
         )
         if len(labels) < 2:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"LeaveOneGroupOut: only {len(labels)} group(s); leaving one out needs at least 2."
             )
         for k in range(len(labels)):
@@ -359,17 +362,17 @@ def cross_validate(
     n, yy, groups = data.n_rows, data.y, data.groups
     splitter: Any = GroupKFold(cv) if isinstance(cv, int) and not isinstance(cv, bool) else cv
     if not callable(getattr(splitter, "split", None)):
-        raise TypeError(
+        raise InvalidTypeError(
             "cross_validate: cv must be a number of folds or a splitter with "
             f"split(X, y, groups), e.g. LeaveOneGroupOut(); got {cv!r}."
         )
     if groups is not None and np.asarray(groups).shape[0] != n:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"cross_validate: groups has {np.asarray(groups).shape[0]} labels but X has {n} rows."
         )
     metric_fns = dict(DEFAULT_METRICS if metrics is None else metrics)
     if not metric_fns:
-        raise ValueError("cross_validate: metrics is empty; give at least one metric.")
+        raise InvalidArgumentError("cross_validate: metrics is empty; give at least one metric.")
     # scikit-learn splitters check len(X): give them an array, not a Dataset (a Mapping)
     x_for_split = data.X
     splits = [
@@ -377,10 +380,10 @@ def cross_validate(
         for tr, te in splitter.split(x_for_split, yy, groups)
     ]
     if not splits:
-        raise ValueError(f"cross_validate: the splitter {splitter!r} yielded no folds.")
+        raise InvalidArgumentError(f"cross_validate: the splitter {splitter!r} yielded no folds.")
     for k, (tr, te) in enumerate(splits):
         if tr.size == 0 or te.size == 0:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"cross_validate: fold {k} has {tr.size} training and {te.size} test rows; "
                 "every fold needs both."
             )
@@ -427,7 +430,7 @@ def cross_validate(
             continue
         pred, passed, report = value
         if pred.shape != (te.size, yy.shape[1]):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"cross_validate: fold {k}: the estimator predicted shape {pred.shape} for "
                 f"{te.size} rows with {yy.shape[1]} target column(s)."
             )

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..exceptions import DataError
+from ..exceptions import DataError, InvalidArgumentError
 
 __all__ = ["DataLoss", "LossTerm"]
 
@@ -102,7 +102,7 @@ class DataLoss(LossTerm):
     def forward(self, model: nn.Module) -> Tensor:
         pred = model(self.x)
         if pred.shape != self.y.shape:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"DataLoss: the model returned shape {tuple(pred.shape)} for inputs of shape "
                 f"{tuple(self.x.shape)}, but the targets have shape {tuple(self.y.shape)}."
             )

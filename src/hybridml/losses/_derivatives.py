@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..exceptions import InvalidArgumentError
+
 __all__ = ["partial"]
 
 
@@ -27,18 +29,18 @@ def partial(y: Tensor, x: Tensor, wrt: int, out: int = 0) -> Tensor:
         Tensor of shape ``(n, 1)``; zeros where ``y`` does not depend on ``x``.
     """
     if not isinstance(x, Tensor) or x.ndim != 2:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"partial: x must be a tensor of shape (n, d), got "
             f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}."
         )
     if not x.requires_grad:
-        raise ValueError(
+        raise InvalidArgumentError(
             "partial: x does not require grad; call x.requires_grad_(True) before computing "
             "y from it (ResidualLoss does this for the points it passes)."
         )
     if not isinstance(y, Tensor) or y.ndim not in (1, 2) or y.shape[0] != x.shape[0]:
         got = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
-        raise ValueError(
+        raise InvalidArgumentError(
             f"partial: y must have shape ({x.shape[0]},) or ({x.shape[0]}, k) to match x, got "
             f"{got}."
         )

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..exceptions import InvalidArgumentError, InvalidTypeError
 from ..nn._util import _name_of
 from ._base import LossTerm
 from ._sampling import BoxSampler
@@ -48,21 +49,21 @@ class ResidualLoss(LossTerm):
     ) -> None:
         super().__init__()
         if not callable(residual):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"ResidualLoss: residual must be callable (model, x) -> residual, got {residual!r}."
             )
         if sampler is not None and not isinstance(sampler, BoxSampler):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"ResidualLoss: sampler must be a BoxSampler, got {type(sampler).__name__}."
             )
         if points is None and sampler is None:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "ResidualLoss: give collocation points, a sampler (with n_points), or both."
             )
         if n_points is not None and (
             isinstance(n_points, bool) or not isinstance(n_points, int) or n_points < 1
         ):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"ResidualLoss: n_points must be a positive integer, got {n_points!r}."
             )
         if points is not None:
@@ -70,14 +71,14 @@ class ResidualLoss(LossTerm):
             if pts.ndim == 1:
                 pts = pts[:, None]
             if pts.ndim != 2 or pts.shape[0] == 0:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"ResidualLoss: points must have shape (n, d) with n >= 1, got "
                     f"{tuple(pts.shape)}."
                 )
             if not bool(torch.isfinite(pts).all()):
-                raise ValueError("ResidualLoss: points contain NaN or inf values.")
+                raise InvalidArgumentError("ResidualLoss: points contain NaN or inf values.")
             if sampler is not None and sampler.dim != pts.shape[1]:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"ResidualLoss: points have {pts.shape[1]} columns but the sampler's box "
                     f"is {sampler.dim}-d."
                 )
@@ -85,7 +86,7 @@ class ResidualLoss(LossTerm):
         else:
             assert sampler is not None
             if n_points is None:
-                raise ValueError(
+                raise InvalidArgumentError(
                     "ResidualLoss: with a sampler and no points, give n_points (how many "
                     "collocation points to draw)."
                 )
@@ -102,13 +103,13 @@ class ResidualLoss(LossTerm):
         x = self.points.detach().clone().requires_grad_(True)
         r = self.residual(model, x)
         if not isinstance(r, Tensor):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"ResidualLoss: residual function {_name_of(self.residual)} must return a "
                 f"tensor, got {type(r).__name__}."
             )
         n = x.shape[0]
         if r.ndim == 0 or r.ndim > 2 or r.shape[0] != n:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"ResidualLoss: residual function {_name_of(self.residual)} returned shape "
                 f"{tuple(r.shape)} for {n} points of shape {tuple(x.shape)}; return one row "
                 f"per point, shape ({n},) or ({n}, k) (do not reduce over the points)."

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from ..exceptions import InvalidArgumentError, InvalidTypeError
 from ..nn._util import _check_bounds
 
 __all__ = ["BoxSampler"]
@@ -30,17 +31,19 @@ class BoxSampler:
         lo = torch.as_tensor(lower, dtype=torch.float64).reshape(-1)
         hi = torch.as_tensor(upper, dtype=torch.float64).reshape(-1)
         if lo.numel() == 0 or lo.shape != hi.shape:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"BoxSampler: lower has {lo.numel()} entries and upper {hi.numel()}; give "
                 "one number per dimension in each."
             )
         if not (bool(torch.isfinite(lo).all()) and bool(torch.isfinite(hi).all())):
-            raise ValueError("BoxSampler: lower and upper must be finite.")
+            raise InvalidArgumentError("BoxSampler: lower and upper must be finite.")
         _check_bounds(lo, hi, "BoxSampler")
         if names is not None:
             names = tuple(str(n) for n in names)
             if len(names) != lo.numel():
-                raise ValueError(f"BoxSampler: {len(names)} names given for a {lo.numel()}-d box.")
+                raise InvalidArgumentError(
+                    f"BoxSampler: {len(names)} names given for a {lo.numel()}-d box."
+                )
         self._lower = lo
         self._upper = hi
         self._names = names
@@ -81,9 +84,11 @@ class BoxSampler:
             Tensor of shape ``(n, dim)`` on the generator's device.
         """
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"BoxSampler.sample: n must be a positive integer, got {n!r}.")
+            raise InvalidArgumentError(
+                f"BoxSampler.sample: n must be a positive integer, got {n!r}."
+            )
         if not isinstance(generator, torch.Generator):
-            raise TypeError(
+            raise InvalidTypeError(
                 "BoxSampler.sample: generator must be a torch.Generator (e.g. "
                 f"torch.Generator().manual_seed(0)), got {type(generator).__name__}."
             )

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..exceptions import InvalidArgumentError
 from ._base import LossTerm
 
 __all__ = ["TrajectoryLoss"]
@@ -35,32 +36,32 @@ class TrajectoryLoss(LossTerm):
         yo = torch.as_tensor(y_obs, dtype=dtype)
         y0t = torch.as_tensor(y0, dtype=dtype)
         if tt.ndim != 1 or tt.shape[0] < 2:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"TrajectoryLoss: t must be 1-d with at least 2 times, got {tuple(tt.shape)}."
             )
         if y0t.ndim == 0:
             y0t = y0t.reshape(1)
         if y0t.ndim not in (1, 2):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"TrajectoryLoss: y0 must have shape (d,) or (B, d), got {tuple(y0t.shape)}."
             )
         d = y0t.shape[-1]
         idx = list(range(d)) if observe is None else [int(i) for i in observe]
         if not idx or any(not 0 <= i < d for i in idx):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"TrajectoryLoss: observe={observe!r} must list state indices in [0, {d})."
             )
         if yo.ndim == y0t.ndim:  # one observed component given without its last axis
             yo = yo.unsqueeze(-1)
         expected = (tt.shape[0], *y0t.shape[:-1], len(idx))
         if tuple(yo.shape) != expected:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"TrajectoryLoss: y_obs has shape {tuple(yo.shape)} but {expected} is needed "
                 f"({tt.shape[0]} times, y0 shape {tuple(y0t.shape)}, {len(idx)} observed "
                 "components)."
             )
         if not bool(torch.isfinite(yo).all()):
-            raise ValueError("TrajectoryLoss: y_obs contains NaN or inf values.")
+            raise InvalidArgumentError("TrajectoryLoss: y_obs contains NaN or inf values.")
         self.register_buffer("t", tt)
         self.register_buffer("y_obs", yo)
         self.register_buffer("y0", y0t)

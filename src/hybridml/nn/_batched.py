@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from ..exceptions import InvalidArgumentError, InvalidTypeError
 from ._mlp import MLP
 from ._util import _check_bounds, _per_feature
 
@@ -25,11 +26,11 @@ __all__ = ["BatchedMLP"]
 def _check_widths(in_features: int, out_features: int, hidden: Sequence[int]) -> list[int]:
     for what, v in (("in_features", in_features), ("out_features", out_features)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"BatchedMLP: {what} must be a positive integer, got {v!r}.")
+            raise InvalidArgumentError(f"BatchedMLP: {what} must be a positive integer, got {v!r}.")
     widths = list(hidden)
     for w in widths:
         if isinstance(w, bool) or not isinstance(w, int) or w < 1:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "BatchedMLP: hidden must be a sequence of positive integers, got "
                 f"{tuple(hidden)!r}."
             )
@@ -79,18 +80,18 @@ class BatchedMLP(nn.Module):
         sizes = _check_widths(in_features, out_features, hidden)
         seeds = list(seeds)
         if not seeds:
-            raise ValueError("BatchedMLP: seeds is empty; give one seed per member.")
+            raise InvalidArgumentError("BatchedMLP: seeds is empty; give one seed per member.")
         for s in seeds:
             if isinstance(s, bool) or not isinstance(s, int):
-                raise TypeError(f"BatchedMLP: seeds must be ints, got {s!r}.")
+                raise InvalidTypeError(f"BatchedMLP: seeds must be ints, got {s!r}.")
         if not callable(activation):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"BatchedMLP: activation must be a module class such as nn.Tanh, got "
                 f"{activation!r}."
             )
         act = activation()
         if not isinstance(act, nn.Module):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"BatchedMLP: activation() must return an nn.Module, got {type(act).__name__}."
             )
         self.in_features = in_features
@@ -119,7 +120,7 @@ class BatchedMLP(nn.Module):
             ]
         )
         if (input_lower is None) != (input_upper is None):
-            raise ValueError(
+            raise InvalidArgumentError(
                 "BatchedMLP: give both input_lower and input_upper (to scale inputs to "
                 "[-1, 1]) or neither."
             )
@@ -146,7 +147,7 @@ class BatchedMLP(nn.Module):
         elif x.ndim == 3 and x.shape[0] == m and x.shape[-1] == self.in_features:
             h = x
         else:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"BatchedMLP: expected inputs of shape (n, {self.in_features}) or "
                 f"({m}, n, {self.in_features}), got {tuple(x.shape)}."
             )
@@ -165,7 +166,7 @@ class BatchedMLP(nn.Module):
         """Member ``index`` as a standalone :class:`~hybridml.MLP` (a copy of its weights,
         in this module's dtype and device)."""
         if isinstance(index, bool) or not isinstance(index, int):
-            raise TypeError(f"BatchedMLP.member: index must be an int, got {index!r}.")
+            raise InvalidTypeError(f"BatchedMLP.member: index must be an int, got {index!r}.")
         if not -self.n_members <= index < self.n_members:
             raise IndexError(
                 f"BatchedMLP.member: index {index} is out of range for {self.n_members} members."

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..exceptions import InvalidArgumentError, InvalidTypeError
 from ._jet import Jet, autograd_jet, hard_boundary_jet, normalise_pairs
 from ._mlp import MLP
 from ._precompile import Precompilation
@@ -67,12 +68,12 @@ class Bounded(OutputTransform):
     ) -> None:
         super().__init__()
         if lower is None and upper is None:
-            raise ValueError("Bounded: give lower, upper or both (both are None).")
+            raise InvalidArgumentError("Bounded: give lower, upper or both (both are None).")
         lo = self._as_bound(lower, "lower")
         hi = self._as_bound(upper, "upper")
         if lo is not None and hi is not None:
             if lo.numel() != hi.numel() and 1 not in (lo.numel(), hi.numel()):
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"Bounded: lower has {lo.numel()} entries but upper has {hi.numel()}; "
                     "give one bound per output column or a single number."
                 )
@@ -89,11 +90,11 @@ class Bounded(OutputTransform):
         try:
             t = torch.as_tensor(value, dtype=torch.float64).reshape(-1)
         except (TypeError, ValueError, RuntimeError) as exc:
-            raise TypeError(
+            raise InvalidTypeError(
                 f"Bounded: {what} must be a number or a sequence of numbers, got {value!r}."
             ) from exc
         if t.numel() == 0 or not bool(torch.isfinite(t).all()):
-            raise ValueError(f"Bounded: {what} must be finite numbers, got {value!r}.")
+            raise InvalidArgumentError(f"Bounded: {what} must be finite numbers, got {value!r}.")
         return t
 
     def forward(self, x: Tensor, y_raw: Tensor) -> Tensor:
@@ -106,7 +107,7 @@ class Bounded(OutputTransform):
                 and b.numel() > 1
                 and (y_raw.ndim == 0 or y_raw.shape[-1] != b.numel())
             ):
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"Bounded: {what} has {b.numel()} entries but the network output has "
                     f"shape {tuple(y_raw.shape)}; give one bound per output column."
                 )
@@ -140,7 +141,7 @@ class Positive(OutputTransform):
     def __init__(self, *, minimum: float = 0.0) -> None:
         super().__init__()
         if not math.isfinite(minimum):
-            raise ValueError(f"Positive: minimum must be finite, got {minimum!r}.")
+            raise InvalidArgumentError(f"Positive: minimum must be finite, got {minimum!r}.")
         self.minimum = float(minimum)
 
     def forward(self, x: Tensor, y_raw: Tensor) -> Tensor:
@@ -170,9 +171,9 @@ class HardBoundary(OutputTransform):
     def __init__(self, g: Callable[[Tensor], Tensor], distance: Callable[[Tensor], Tensor]) -> None:
         super().__init__()
         if not callable(g):
-            raise TypeError(f"HardBoundary: g must be callable x -> values, got {g!r}.")
+            raise InvalidTypeError(f"HardBoundary: g must be callable x -> values, got {g!r}.")
         if not callable(distance):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"HardBoundary: distance must be callable x -> distance, got {distance!r}."
             )
         self.g = g
@@ -181,7 +182,7 @@ class HardBoundary(OutputTransform):
     def _evaluate(self, fn: Callable[[Tensor], Tensor], what: str, x: Tensor, y: Tensor) -> Tensor:
         v = fn(x)
         if not isinstance(v, Tensor):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"HardBoundary: {what} ({_name_of(fn)}) must return a tensor, got "
                 f"{type(v).__name__}."
             )
@@ -192,7 +193,7 @@ class HardBoundary(OutputTransform):
         except RuntimeError:
             shape = None
         if shape != y.shape:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"HardBoundary: {what} ({_name_of(fn)}) returned shape {tuple(v.shape)}, "
                 f"which does not broadcast to the network output shape {tuple(y.shape)}; "
                 f"return shape (n, 1) or (n, {y.shape[-1] if y.ndim else 1})."
@@ -217,9 +218,11 @@ class Constrained(nn.Module):
     def __init__(self, net: nn.Module, transform: OutputTransform) -> None:
         super().__init__()
         if not isinstance(net, nn.Module):
-            raise TypeError(f"Constrained: net must be an nn.Module, got {type(net).__name__}.")
+            raise InvalidTypeError(
+                f"Constrained: net must be an nn.Module, got {type(net).__name__}."
+            )
         if not isinstance(transform, OutputTransform):
-            raise TypeError(
+            raise InvalidTypeError(
                 "Constrained: transform must be an OutputTransform such as Bounded(0, 1), "
                 f"Positive() or HardBoundary(g, distance); got {type(transform).__name__}."
             )

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from ..exceptions import InvalidArgumentError, InvalidTypeError
 from ._util import _name_of
 
 __all__ = ["UDE", "LinearForcingUDE", "ResidualModel"]
@@ -65,13 +66,15 @@ class ResidualModel(nn.Module):
     ) -> None:
         super().__init__()
         if not callable(simulator):
-            raise TypeError(f"ResidualModel: simulator must be callable x -> y, got {simulator!r}.")
+            raise InvalidTypeError(
+                f"ResidualModel: simulator must be callable x -> y, got {simulator!r}."
+            )
         if not isinstance(correction, nn.Module):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"ResidualModel: correction must be an nn.Module, got {type(correction).__name__}."
             )
         if combine not in ("add", "multiply"):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"ResidualModel: combine must be 'add' or 'multiply', got {combine!r}."
             )
         self.simulator = simulator
@@ -82,7 +85,7 @@ class ResidualModel(nn.Module):
         """Return the corrected simulator output at ``x``."""
         s = self.simulator(x)
         if not isinstance(s, Tensor):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"ResidualModel: simulator ({_name_of(self.simulator)}) must return a tensor, "
                 f"got {type(s).__name__}."
             )
@@ -91,7 +94,7 @@ class ResidualModel(nn.Module):
             if s.ndim == 1 and c.ndim == 2 and c.shape == (s.shape[0], 1):
                 s = s[:, None]
             else:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"ResidualModel: simulator ({_name_of(self.simulator)}) returned shape "
                     f"{tuple(s.shape)} but the correction returned {tuple(c.shape)}; they "
                     "must have the same shape."
@@ -144,24 +147,28 @@ class UDE(nn.Module):
     ) -> None:
         super().__init__()
         if not callable(known):
-            raise TypeError(f"UDE: known must be callable (t, y) -> dy/dt, got {known!r}.")
+            raise InvalidTypeError(f"UDE: known must be callable (t, y) -> dy/dt, got {known!r}.")
         if not isinstance(network, nn.Module):
-            raise TypeError(f"UDE: network must be an nn.Module, got {type(network).__name__}.")
+            raise InvalidTypeError(
+                f"UDE: network must be an nn.Module, got {type(network).__name__}."
+            )
         if method not in _ADAPTIVE_METHODS + _FIXED_STEP_METHODS:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"UDE: unknown method {method!r}; use one of "
                 f"{', '.join(_ADAPTIVE_METHODS + _FIXED_STEP_METHODS)}."
             )
         if not (rtol > 0 and atol > 0):
-            raise ValueError(f"UDE: rtol and atol must be positive, got rtol={rtol}, atol={atol}.")
+            raise InvalidArgumentError(
+                f"UDE: rtol and atol must be positive, got rtol={rtol}, atol={atol}."
+            )
         if step_size is not None:
             if method in _ADAPTIVE_METHODS:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"UDE: step_size applies to fixed-step methods only; method {method!r} "
                     "chooses its steps from rtol/atol. Use e.g. method='rk4' with step_size."
                 )
             if not step_size > 0:
-                raise ValueError(f"UDE: step_size must be positive, got {step_size}.")
+                raise InvalidArgumentError(f"UDE: step_size must be positive, got {step_size}.")
         self.known = known
         self.network = network
         self.method = method
@@ -174,7 +181,7 @@ class UDE(nn.Module):
         known = self.known(t, y)
         if not isinstance(known, Tensor) or known.shape != y.shape:
             got: object = tuple(known.shape) if isinstance(known, Tensor) else type(known).__name__
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"UDE: known ({_name_of(self.known)}) must return dy/dt of the state's shape "
                 f"{tuple(y.shape)}, got {got}."
             )
@@ -182,7 +189,7 @@ class UDE(nn.Module):
         learned = self.network(yb)
         if not isinstance(learned, Tensor) or learned.shape != yb.shape:
             got = tuple(learned.shape) if isinstance(learned, Tensor) else type(learned).__name__
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"UDE: network must map states of shape {tuple(yb.shape)} to the same shape, "
                 f"got {got}; its out_features must equal the state dimension {y.shape[-1]}."
             )
@@ -197,21 +204,25 @@ class UDE(nn.Module):
         if not isinstance(y0, Tensor):
             y0 = torch.as_tensor(y0, dtype=torch.get_default_dtype())
         if y0.ndim not in (1, 2) or y0.shape[-1] == 0:
-            raise ValueError(f"UDE: y0 must have shape (d,) or (B, d), got {tuple(y0.shape)}.")
+            raise InvalidArgumentError(
+                f"UDE: y0 must have shape (d,) or (B, d), got {tuple(y0.shape)}."
+            )
         param = next((p for p in self.parameters() if p.is_floating_point()), None)
         if param is not None and param.dtype != y0.dtype:
-            raise TypeError(
+            raise InvalidTypeError(
                 f"UDE: y0 has dtype {y0.dtype} but the model's parameters are {param.dtype}; "
                 f"convert one of them, e.g. y0.to({param.dtype})."
             )
         t = torch.as_tensor(t).to(dtype=y0.dtype, device=y0.device)
         if t.ndim != 1 or t.shape[0] < 2:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"UDE: t must be 1-d with at least 2 times, got shape {tuple(t.shape)}."
             )
         dt = torch.diff(t)
         if not (bool((dt > 0).all()) or bool((dt < 0).all())):
-            raise ValueError("UDE: t must be strictly increasing (or strictly decreasing).")
+            raise InvalidArgumentError(
+                "UDE: t must be strictly increasing (or strictly decreasing)."
+            )
         options = None if self.step_size is None else {"step_size": self.step_size}
         out: Tensor = torchdiffeq.odeint(
             self.rhs, y0, t, method=self.method, rtol=self.rtol, atol=self.atol, options=options
@@ -283,40 +294,42 @@ class LinearForcingUDE(nn.Module):
         y0t = torch.as_tensor(y0, dtype=f64).reshape(-1)
         tt = torch.as_tensor(t, dtype=f64)
         if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] == 0:
-            raise ValueError(f"LinearForcingUDE: A must be square (d, d), got {tuple(a.shape)}.")
+            raise InvalidArgumentError(
+                f"LinearForcingUDE: A must be square (d, d), got {tuple(a.shape)}."
+            )
         d = a.shape[0]
         if b.ndim == 1:
             b = b[:, None]
         if b.ndim != 2 or b.shape[0] != d or b.shape[1] == 0:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"LinearForcingUDE: B must have shape ({d}, m) to match A, got {tuple(b.shape)}."
             )
         if y0t.shape != (d,):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"LinearForcingUDE: y0 must have {d} components (A is {d} x {d}), got "
                 f"{tuple(y0t.shape)}."
             )
         for name, v in (("A", a), ("B", b), ("y0", y0t), ("t", tt)):
             if not bool(torch.isfinite(v).all()):
-                raise ValueError(f"LinearForcingUDE: {name} contains NaN or inf values.")
+                raise InvalidArgumentError(f"LinearForcingUDE: {name} contains NaN or inf values.")
         if tt.ndim != 1 or tt.shape[0] < 2:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"LinearForcingUDE: t must be 1-d with at least 2 times, got {tuple(tt.shape)}."
             )
         steps = torch.diff(tt)
         h = float((tt[-1] - tt[0]) / (tt.shape[0] - 1))
         if not h > 0 or float((steps - h).abs().max()) > 1e-6 * h:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "LinearForcingUDE: t must be a uniform, increasing grid (e.g. "
                 "numpy.linspace(t0, t1, T)); the impulse response is precomputed on it."
             )
         if not isinstance(forcing, nn.Module):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"LinearForcingUDE: forcing must be an nn.Module, got {type(forcing).__name__}."
             )
         idx = list(range(d)) if observe is None else [int(i) for i in observe]
         if not idx or any(not 0 <= i < d for i in idx):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"LinearForcingUDE: observe={observe!r} must list state indices in [0, {d})."
             )
         m, k, n_t = b.shape[1], len(idx), tt.shape[0]
@@ -363,7 +376,7 @@ class LinearForcingUDE(nn.Module):
         shape = (self.t.shape[0], self.n_forcing)
         if not isinstance(f, Tensor) or tuple(f.shape) != shape:
             got = tuple(f.shape) if isinstance(f, Tensor) else type(f).__name__
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"LinearForcingUDE: forcing must map times (T, 1) to (T, m) = {shape}, got {got}."
             )
         return f
@@ -379,13 +392,15 @@ class LinearForcingUDE(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """The observed components at times ``x`` (shape ``(n, 1)``), shape ``(n, k)``."""
         if x.ndim != 2 or x.shape[1] != 1:
-            raise ValueError(f"LinearForcingUDE: x must have shape (n, 1), got {tuple(x.shape)}.")
+            raise InvalidArgumentError(
+                f"LinearForcingUDE: x must have shape (n, 1), got {tuple(x.shape)}."
+            )
         y = self.trajectory()
         t = self.t.to(y.dtype)
         q = x[:, 0].to(y.dtype)
         h = (t[-1] - t[0]) / (t.shape[0] - 1)
         if bool(((q < t[0] - 1e-6 * h) | (q > t[-1] + 1e-6 * h) | ~torch.isfinite(q)).any()):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"LinearForcingUDE: times must lie in the grid's range [{float(t[0])}, "
                 f"{float(t[-1])}]."
             )

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from ..exceptions import InvalidArgumentError, InvalidTypeError
 from . import _jet_compiled, _precompile
 from ._jet_taylor import _MLPJetFn
 from ._precompile import Precompilation
@@ -86,12 +87,12 @@ class Jet:
         if len(wrt) == 2:
             pair = (min(wrt), max(wrt))
             if pair not in self.hess:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"Jet.derivative: the second derivative {pair} was not computed; pass it "
                     f"in pairs (computed: {sorted(self.hess)})."
                 )
             return self.hess[pair][:, c]
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Jet.derivative: a jet holds derivatives up to order 2, got wrt={wrt} (order "
             f"{len(wrt)})."
         )
@@ -104,7 +105,7 @@ def normalise_pairs(pairs: Iterable[Sequence[int]], d: int, owner: str) -> list[
         try:
             i, j = (int(v) for v in p)
         except (TypeError, ValueError) as exc:
-            raise TypeError(
+            raise InvalidTypeError(
                 f"{owner}: pairs must be input index pairs such as (0, 0) or (0, 1), got {p!r}."
             ) from exc
         if not (0 <= i < d and 0 <= j < d):
@@ -116,7 +117,7 @@ def normalise_pairs(pairs: Iterable[Sequence[int]], d: int, owner: str) -> list[
 def check_points(x: Tensor, d: int, owner: str, what: str = "x") -> None:
     if not isinstance(x, Tensor) or x.ndim != 2 or x.shape[1] != d:
         got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"{owner}: {what} must have shape (n, {d}), got {got}.")
+        raise InvalidArgumentError(f"{owner}: {what} must have shape (n, {d}), got {got}.")
 
 
 def mlp_parts(mlp: MLP) -> tuple[list[Tensor], list[str]]:
@@ -207,7 +208,7 @@ def function_jet(
     with torch.enable_grad():
         v = fn(xv)
         if not isinstance(v, Tensor):
-            raise TypeError(f"{what} must return a tensor, got {type(v).__name__}.")
+            raise InvalidTypeError(f"{what} must return a tensor, got {type(v).__name__}.")
         if v.ndim == 0:
             v = v.expand(x.shape[0])
         if v.ndim == 1:

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..exceptions import InvalidArgumentError, InvalidTypeError
 from ._jet import (
     Jet,
     autograd_jet,
@@ -63,15 +64,15 @@ class MLP(nn.Module):
         super().__init__()
         for what, v in (("in_features", in_features), ("out_features", out_features)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"MLP: {what} must be a positive integer, got {v!r}.")
+                raise InvalidArgumentError(f"MLP: {what} must be a positive integer, got {v!r}.")
         widths = list(hidden)
         for w in widths:
             if isinstance(w, bool) or not isinstance(w, int) or w < 1:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"MLP: hidden must be a sequence of positive integers, got {tuple(hidden)!r}."
                 )
         if not callable(activation):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"MLP: activation must be a module class such as nn.Tanh, got {activation!r}."
             )
         self.in_features = in_features
@@ -87,14 +88,14 @@ class MLP(nn.Module):
             if i < len(sizes) - 2:
                 act = activation()
                 if not isinstance(act, nn.Module):
-                    raise TypeError(
+                    raise InvalidTypeError(
                         f"MLP: activation() must return an nn.Module, got {type(act).__name__}."
                     )
                 layers.append(act)
         self.layers = nn.Sequential(*layers)
 
         if (input_lower is None) != (input_upper is None):
-            raise ValueError(
+            raise InvalidArgumentError(
                 "MLP: give both input_lower and input_upper (to scale inputs to [-1, 1]) "
                 "or neither."
             )
@@ -112,7 +113,7 @@ class MLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Evaluate the network on ``x`` of shape ``(..., in_features)``."""
         if x.ndim == 0 or x.shape[-1] != self.in_features:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"MLP: expected inputs of shape (n, {self.in_features}), got "
                 f"{tuple(x.shape)}; reshape 1-d inputs with x[:, None]."
             )
@@ -223,9 +224,11 @@ class MLP(nn.Module):
             hidden layer, or compiling has already failed in this process).
         """
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"MLP.precompile_jet: n must be a positive integer, got {n!r}.")
+            raise InvalidArgumentError(
+                f"MLP.precompile_jet: n must be a positive integer, got {n!r}."
+            )
         if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"MLP.precompile_jet: dtype must be a floating torch dtype, got {dtype!r}."
             )
         if not self.taylor_mode:

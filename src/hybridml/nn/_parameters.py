@@ -7,6 +7,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ..exceptions import InvalidArgumentError, InvalidTypeError
+
 __all__ = ["PhysicalParameter"]
 
 
@@ -51,26 +53,26 @@ class PhysicalParameter(nn.Module):
         try:
             x0 = float(init)
         except (TypeError, ValueError) as exc:
-            raise TypeError(f"{label}: init must be a number, got {init!r}.") from exc
+            raise InvalidTypeError(f"{label}: init must be a number, got {init!r}.") from exc
         for what, v in (("init", x0), ("lower", lower), ("upper", upper)):
             if v is not None and not math.isfinite(float(v)):
-                raise ValueError(f"{label}: {what} must be finite, got {v!r}.")
+                raise InvalidArgumentError(f"{label}: {what} must be finite, got {v!r}.")
         lo = None if lower is None else float(lower)
         hi = None if upper is None else float(upper)
         if positive:
             if lo is not None and lo < 0:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"{label}: lower={lo} is negative but positive=True; pass "
                     "positive=False to allow negative values."
                 )
             if lo is None and hi is not None:
                 lo = 0.0
         if lo is not None and hi is not None and not lo < hi:
-            raise ValueError(f"{label}: lower={lo} must be smaller than upper={hi}.")
+            raise InvalidArgumentError(f"{label}: lower={lo} must be smaller than upper={hi}.")
         if positive and lo is None and x0 <= 0:
-            raise ValueError(f"{label}: init={x0} must be > 0 (positive=True).")
+            raise InvalidArgumentError(f"{label}: init={x0} must be > 0 (positive=True).")
         if (lo is not None and x0 <= lo) or (hi is not None and x0 >= hi):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{label}: init={x0} must lie strictly inside ({lo}, {hi}); move it away "
                 "from the bounds."
             )

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import torch
 
+from ..exceptions import InvalidArgumentError
+
 __all__ = ["Precompilation"]
 
 Pair = tuple[int, int]
@@ -91,7 +93,7 @@ class JetSpec:
     def torch_dtype(self) -> torch.dtype:
         dtype = getattr(torch, self.dtype, None)
         if not isinstance(dtype, torch.dtype):
-            raise ValueError(f"JetSpec.dtype: {self.dtype!r} is not a torch dtype.")
+            raise InvalidArgumentError(f"JetSpec.dtype: {self.dtype!r} is not a torch dtype.")
         return dtype
 
 

@@ -7,6 +7,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..exceptions import InvalidArgumentError, InvalidTypeError
+
 
 def _name_of(fn: Any) -> str:
     """A readable name for a callable, for error messages."""
@@ -19,17 +21,17 @@ def _per_feature(value: Any, n: int, what: str, owner: str) -> Tensor:
     try:
         t = torch.as_tensor(value, dtype=torch.float64).reshape(-1)
     except (TypeError, ValueError, RuntimeError) as exc:
-        raise TypeError(
+        raise InvalidTypeError(
             f"{owner}: {what} must be a number or a sequence of {n} numbers, got {value!r}."
         ) from exc
     if t.numel() == 1:
         t = t.expand(n).clone()
     if t.numel() != n:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{owner}: {what} has {t.numel()} entries but {n} are needed (one per feature)."
         )
     if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{owner}: {what} must be finite, got {value!r}.")
+        raise InvalidArgumentError(f"{owner}: {what} must be finite, got {value!r}.")
     return t
 
 
@@ -37,7 +39,7 @@ def _check_bounds(lower: Tensor, upper: Tensor, owner: str, what: str = "lower/u
     bad = (upper <= lower).nonzero().reshape(-1)
     if bad.numel():
         i = int(bad[0])
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{owner}: {what} must satisfy lower < upper, but feature {i} has lower="
             f"{float(lower[i])} >= upper={float(upper[i])}."
         )

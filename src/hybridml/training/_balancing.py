@@ -17,22 +17,24 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..exceptions import InvalidArgumentError, InvalidTypeError
+
 __all__ = ["Balancer", "FixedWeights", "LRAnnealing", "ReLoBRaLo"]
 
 
 def _names_list(names: Sequence[str]) -> list[str]:
     out = list(names)
     if not out:
-        raise ValueError("a balancer needs at least one loss term name.")
+        raise InvalidArgumentError("a balancer needs at least one loss term name.")
     if len(set(out)) != len(out):
-        raise ValueError(f"loss term names must be unique, got {out}.")
+        raise InvalidArgumentError(f"loss term names must be unique, got {out}.")
     return out
 
 
 def _check_loaded_names(owner: str, state: Mapping[str, Any], names: Sequence[str]) -> None:
     saved = list(state.get("names", []))
     if saved != list(names):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{owner}.load_state_dict: the state is for loss terms {saved}, but this balancer "
             f"was initialised with {list(names)}; use the same loss term names as the run "
             "that saved the state."
@@ -98,10 +100,10 @@ class FixedWeights(Balancer):
         given = dict(weights or {})
         for name, value in given.items():
             if not isinstance(name, str):
-                raise TypeError(f"FixedWeights: weight names must be strings, got {name!r}.")
+                raise InvalidTypeError(f"FixedWeights: weight names must be strings, got {name!r}.")
             w = float(value)
             if not math.isfinite(w) or w < 0.0:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"FixedWeights: the weight of {name!r} is {value!r}; weights must be finite "
                     "and >= 0."
                 )
@@ -114,7 +116,7 @@ class FixedWeights(Balancer):
         names = _names_list(names)
         unknown = sorted(set(self.given) - set(names))
         if unknown:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"FixedWeights: no loss term named {', '.join(map(repr, unknown))}; "
                 f"the loss terms are {names}."
             )
@@ -165,13 +167,13 @@ class LRAnnealing(Balancer):
         max_weight: float | None = None,
     ) -> None:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"LRAnnealing: every must be an int >= 1, got {every!r}.")
+            raise InvalidArgumentError(f"LRAnnealing: every must be an int >= 1, got {every!r}.")
         if not 0.0 <= float(alpha) < 1.0:
-            raise ValueError(f"LRAnnealing: alpha must be in [0, 1), got {alpha!r}.")
+            raise InvalidArgumentError(f"LRAnnealing: alpha must be in [0, 1), got {alpha!r}.")
         if max_weight is not None and not (
             math.isfinite(float(max_weight)) and float(max_weight) > 0.0
         ):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"LRAnnealing: max_weight must be a finite number > 0 or None, got {max_weight!r}."
             )
         self.reference = reference
@@ -187,7 +189,7 @@ class LRAnnealing(Balancer):
         self._names = _names_list(names)
         ref = self._names[0] if self.reference is None else self.reference
         if ref not in self._names:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"LRAnnealing: reference={ref!r} is not a loss term; the loss terms are "
                 f"{self._names}."
             )
@@ -275,11 +277,13 @@ class ReLoBRaLo(Balancer):
         seed: int = 0,
     ) -> None:
         if not 0.0 <= float(alpha) <= 1.0:
-            raise ValueError(f"ReLoBRaLo: alpha must be in [0, 1], got {alpha!r}.")
+            raise InvalidArgumentError(f"ReLoBRaLo: alpha must be in [0, 1], got {alpha!r}.")
         if not float(temperature) > 0.0 or not math.isfinite(float(temperature)):
-            raise ValueError(f"ReLoBRaLo: temperature must be > 0, got {temperature!r}.")
+            raise InvalidArgumentError(f"ReLoBRaLo: temperature must be > 0, got {temperature!r}.")
         if not 0.0 <= float(expected_rho) <= 1.0:
-            raise ValueError(f"ReLoBRaLo: expected_rho must be in [0, 1], got {expected_rho!r}.")
+            raise InvalidArgumentError(
+                f"ReLoBRaLo: expected_rho must be in [0, 1], got {expected_rho!r}."
+            )
         self.alpha = float(alpha)
         self.temperature = float(temperature)
         self.expected_rho = float(expected_rho)

@@ -29,6 +29,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from ..exceptions import InvalidArgumentError
+
 try:  # torch's strong-Wolfe line search (private, but present since torch 1.4)
     from torch.optim.lbfgs import _strong_wolfe
 except ImportError:  # pragma: no cover - only a future torch could lack it
@@ -67,7 +69,7 @@ class SelfScaledBFGS(torch.optim.LBFGS):
         scaling: Literal["al-baali"] | None = "al-baali",
     ) -> None:
         if scaling not in ("al-baali", None):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"SelfScaledBFGS: scaling must be 'al-baali' or None, got {scaling!r}."
             )
         if _strong_wolfe is None:  # pragma: no cover

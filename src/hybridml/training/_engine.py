@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from .._progress import progress_bar
-from ..exceptions import NonFiniteLossError
+from ..exceptions import InvalidArgumentError, NonFiniteLossError
 from ..losses._base import LossTerm
 from . import _checkpoint
 from ._balancing import Balancer
@@ -79,7 +79,7 @@ class _Engine:
         # detached views of the parameters (share storage): cheap snapshots without autograd
         self._data = [p.detach() for p in self.params]
         if not self.params:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "fit: the model (and loss terms) have no trainable parameters "
                 "(requires_grad=True); nothing to train."
             )
@@ -365,12 +365,12 @@ class _Engine:
         for name, v in zip(self.names, values, strict=True):
             if not isinstance(v, Tensor) or v.ndim != 0:
                 shape = tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"loss term {name!r} returned {shape}; forward(model) must return a 0-d "
                     "tensor (e.g. end with .mean())."
                 )
             if not v.requires_grad:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"loss term {name!r} does not depend on any trainable parameter (its value "
                     "has no gradient); check that it evaluates the model it is given."
                 )
@@ -381,13 +381,13 @@ class _Engine:
             weights: list[float] = []
             for name in self.names:
                 if name not in w:
-                    raise ValueError(
+                    raise InvalidArgumentError(
                         f"{self.balancer!r} returned no weight for loss term {name!r}; it must "
                         f"return a weight for each of {self.names}."
                     )
                 value = float(w[name])
                 if not math.isfinite(value) or value < 0:
-                    raise ValueError(
+                    raise InvalidArgumentError(
                         f"{self.balancer!r} returned weight {value!r} for loss term {name!r} "
                         f"at step {step}; weights must be finite and >= 0."
                     )

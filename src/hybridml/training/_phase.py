@@ -16,19 +16,21 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from ..exceptions import InvalidArgumentError, InvalidTypeError
+
 __all__ = ["Converged", "Phase"]
 
 
 def _check_int(owner: str, name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{owner}: {name} must be an int >= {minimum}, got {value!r}.")
+        raise InvalidArgumentError(f"{owner}: {name} must be an int >= {minimum}, got {value!r}.")
 
 
 def _check_positive(owner: str, name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{owner}: {name} must be a number, got {value!r}.")
+        raise InvalidTypeError(f"{owner}: {name} must be a number, got {value!r}.")
     if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{owner}: {name} must be finite and > 0, got {value!r}.")
+        raise InvalidArgumentError(f"{owner}: {name} must be finite and > 0, got {value!r}.")
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,7 @@ def check_phase(phase: Phase) -> None:
     owner = type(phase).__name__
     name = getattr(type(phase), "name", None)
     if not isinstance(name, str) or not name:
-        raise TypeError(
+        raise InvalidTypeError(
             f"{owner}: a Phase subclass must set the class attribute name (a non-empty "
             f"string such as 'sgd'), got {name!r}."
         )
@@ -163,6 +165,6 @@ def check_phase(phase: Phase) -> None:
     _check_positive(owner, "lr", phase.lr)
     dtype = phase.dtype
     if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{owner}: dtype must be a floating-point torch.dtype or None, got {dtype!r}."
         )

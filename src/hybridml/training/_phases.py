@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
+from ..exceptions import InvalidArgumentError, InvalidTypeError
 from ._bfgs import SelfScaledBFGS
 from ._phase import Converged, Phase, _check_int, _check_positive
 
@@ -74,7 +75,9 @@ class Adam(Phase):
         if self.lr_decay is not None:
             _check_positive("Adam", "lr_decay", self.lr_decay)
             if self.lr_decay > 1:
-                raise ValueError(f"Adam: lr_decay must be in (0, 1], got {self.lr_decay!r}.")
+                raise InvalidArgumentError(
+                    f"Adam: lr_decay must be in (0, 1], got {self.lr_decay!r}."
+                )
 
     def make_optimizer(self, params: list[Tensor]) -> torch.optim.Optimizer:
         """``torch.optim.Adam`` with ``lr``; fused when all parameters allow it."""
@@ -113,7 +116,7 @@ class _QuasiNewton(Phase):
         for name in ("tolerance_grad", "tolerance_change"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"{type(self).__name__}: {name} must be a number >= 0, got {value!r}."
                 )
 
@@ -171,7 +174,7 @@ class LBFGS(_QuasiNewton):
         super().__post_init__()
         _check_int("LBFGS", "history_size", self.history_size, 1)
         if self.line_search not in ("strong_wolfe", None):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"LBFGS: line_search must be 'strong_wolfe' or None, got {self.line_search!r}."
             )
 
@@ -227,7 +230,9 @@ class BFGS(_QuasiNewton):
         super().__post_init__()
         _check_int("BFGS", "max_params", self.max_params, 1)
         if self.scaling not in ("al-baali", None):
-            raise ValueError(f"BFGS: scaling must be 'al-baali' or None, got {self.scaling!r}.")
+            raise InvalidArgumentError(
+                f"BFGS: scaling must be 'al-baali' or None, got {self.scaling!r}."
+            )
 
     def make_optimizer(self, params: list[Tensor]) -> torch.optim.Optimizer:
         """:class:`~hybridml.SelfScaledBFGS` doing one iteration per ``step``."""
@@ -245,7 +250,7 @@ class BFGS(_QuasiNewton):
         """Refuse more than ``max_params`` parameters (the matrix would not fit)."""
         n_params = sum(p.numel() for p in params)
         if n_params > self.max_params:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"BFGS: the model has {n_params} trainable parameters, more than "
                 f"max_params={self.max_params}; its {n_params} x {n_params} inverse-Hessian "
                 f"approximation would take {8 * n_params**2 / 2**30:.1f} GiB in float64. "
@@ -276,7 +281,7 @@ def default_phases(
         ``(Adam(adam_steps, lr=lr), LBFGS(quasi_newton_steps))`` or with ``BFGS``.
     """
     if quasi_newton not in ("lbfgs", "bfgs"):
-        raise ValueError(f"quasi_newton must be 'lbfgs' or 'bfgs', got {quasi_newton!r}.")
+        raise InvalidArgumentError(f"quasi_newton must be 'lbfgs' or 'bfgs', got {quasi_newton!r}.")
     phases: list[Phase] = [Adam(adam_steps, lr=lr)]
     _check_int("default_phases", "quasi_newton_steps", quasi_newton_steps, 0)
     if quasi_newton_steps > 0:
@@ -320,26 +325,28 @@ def phases_from_settings(
     default, :data:`DEFAULT_QUASI_NEWTON_STEPS`.
     """
     if quasi_newton not in ("lbfgs", "bfgs"):
-        raise ValueError(f"{owner}: quasi_newton must be 'lbfgs' or 'bfgs', got {quasi_newton!r}.")
+        raise InvalidArgumentError(
+            f"{owner}: quasi_newton must be 'lbfgs' or 'bfgs', got {quasi_newton!r}."
+        )
     if phases is not None:
         example = "e.g. phases=(hm.Adam(2000), hm.BFGS(200))"
         if isinstance(phases, (Phase, str)) or not isinstance(phases, Sequence):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"{owner}: phases must be a sequence of hybridml.Phase objects, {example}; "
                 f"got {phases!r}."
             )
         if not phases:
-            raise ValueError(f"{owner}: phases is empty; {example}, or phases=None.")
+            raise InvalidArgumentError(f"{owner}: phases is empty; {example}, or phases=None.")
         for i, p in enumerate(phases):
             if not isinstance(p, Phase):
-                raise TypeError(
+                raise InvalidTypeError(
                     f"{owner}: phases[{i}] is {p!r} ({type(p).__name__}), not a hybridml.Phase; "
                     f"{example}."
                 )
         return tuple(phases)
     if quasi_newton_steps is not None and lbfgs_steps is not None:
         if quasi_newton_steps != lbfgs_steps:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{owner}: quasi_newton_steps={quasi_newton_steps!r} and "
                 f"lbfgs_steps={lbfgs_steps!r} disagree; lbfgs_steps is the older name of "
                 "quasi_newton_steps, give one of them."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..exceptions import InvalidArgumentError
 from ._phase import _check_int
 
 __all__ = ["EarlyStopping"]
@@ -39,6 +40,6 @@ class EarlyStopping:
             or not math.isfinite(self.min_delta)
             or self.min_delta < 0
         ):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"EarlyStopping: min_delta must be a finite number >= 0, got {self.min_delta!r}."
             )

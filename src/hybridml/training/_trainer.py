@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..exceptions import InvalidArgumentError, InvalidTypeError
 from ..losses._base import LossTerm
 from ._balancing import Balancer, FixedWeights
 from ._checkpoint import load_checkpoint
@@ -114,16 +115,18 @@ class Trainer:
         """
         phases = self._checked_phases()
         if not isinstance(model, nn.Module):
-            raise TypeError(f"fit: model must be a torch.nn.Module, got {type(model).__name__}.")
+            raise InvalidTypeError(
+                f"fit: model must be a torch.nn.Module, got {type(model).__name__}."
+            )
         terms = _checked_terms(losses, "losses")
         val_terms = _checked_terms(val_losses, "val_losses") if val_losses is not None else {}
         if self.early_stopping is not None and not isinstance(self.early_stopping, EarlyStopping):
-            raise TypeError(
+            raise InvalidTypeError(
                 "Trainer: early_stopping must be an EarlyStopping(...) or None, got "
                 f"{self.early_stopping!r}."
             )
         if self.early_stopping is not None and not val_terms:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "Trainer: early_stopping needs validation losses; pass "
                 "fit(..., val_losses={'name': DataLoss(x_val, y_val)})."
             )
@@ -131,14 +134,14 @@ class Trainer:
         if self.seed is not None and (
             isinstance(self.seed, bool) or not isinstance(self.seed, int)
         ):
-            raise ValueError(f"Trainer: seed must be an int or None, got {self.seed!r}.")
+            raise InvalidArgumentError(f"Trainer: seed must be an int or None, got {self.seed!r}.")
         callbacks = list(self.callbacks)
         for cb in callbacks:
             if not callable(cb):
-                raise TypeError(f"Trainer: callbacks must be callables, got {cb!r}.")
+                raise InvalidTypeError(f"Trainer: callbacks must be callables, got {cb!r}.")
         path = None if self.checkpoint is None else Path(self.checkpoint)
         if resume and path is None:
-            raise ValueError("fit(resume=True) needs Trainer(checkpoint=PATH).")
+            raise InvalidArgumentError("fit(resume=True) needs Trainer(checkpoint=PATH).")
         balancer = _as_balancer(self.balancer)
 
         self.history_ = History(list(terms), [p.name for p in phases])
@@ -158,16 +161,18 @@ class Trainer:
 
     def _checked_phases(self) -> tuple[Phase, ...]:
         if isinstance(self.phases, Phase):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"Trainer: phases must be a sequence of phases, got the single phase "
                 f"{self.phases!r}; pass phases=({self.phases!r},)."
             )
         phases = tuple(self.phases)
         if not phases:
-            raise ValueError("Trainer: phases is empty; pass e.g. phases=(Adam(2000), LBFGS(500)).")
+            raise InvalidArgumentError(
+                "Trainer: phases is empty; pass e.g. phases=(Adam(2000), LBFGS(500))."
+            )
         for p in phases:
             if not isinstance(p, Phase):
-                raise TypeError(
+                raise InvalidTypeError(
                     "Trainer: each phase must be a hybridml.Phase (Adam(...), LBFGS(...), "
                     f"BFGS(...) or a subclass of Phase), got {p!r}."
                 )
@@ -187,18 +192,18 @@ class Trainer:
 
 def _checked_terms(losses: Any, what: str) -> dict[str, LossTerm]:
     if not isinstance(losses, Mapping):
-        raise TypeError(
+        raise InvalidTypeError(
             f"fit: {what} must be a mapping name -> LossTerm, e.g. "
             f"{{'data': DataLoss(x, y)}}; got {type(losses).__name__}."
         )
     if not losses:
-        raise ValueError(f"fit: {what} is empty; pass at least one named loss term.")
+        raise InvalidArgumentError(f"fit: {what} is empty; pass at least one named loss term.")
     out: dict[str, LossTerm] = {}
     for name, term in losses.items():
         if not isinstance(name, str) or not name:
-            raise TypeError(f"fit: {what} names must be non-empty strings, got {name!r}.")
+            raise InvalidTypeError(f"fit: {what} names must be non-empty strings, got {name!r}.")
         if not isinstance(term, LossTerm):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"fit: {what}[{name!r}] is a {type(term).__name__}, not a LossTerm; subclass "
                 "hybridml.LossTerm (forward(model) -> 0-d tensor)."
             )
@@ -213,7 +218,7 @@ def _as_balancer(balancer: Any) -> Balancer:
         return balancer
     if isinstance(balancer, Mapping):
         return FixedWeights(balancer)
-    raise TypeError(
+    raise InvalidTypeError(
         "Trainer: balancer must be a Balancer (FixedWeights, LRAnnealing, ReLoBRaLo), a "
         f"mapping name -> weight, or None; got {balancer!r}."
     )
