@@ -103,7 +103,8 @@ def _predict_array(estimator: Any, X: Any) -> tuple[np.ndarray, Any]:
 
 
 def clone(estimator: Any, **overrides: Any) -> Any:
-    """A new, unfitted estimator with the same settings: ``type(est)(**est.get_params())``.
+    """A new, unfitted estimator with the same settings:
+    ``type(est)(**est.get_params(deep=False))``.
 
     Args:
         estimator: any object with ``get_params()`` whose ``__init__`` accepts those settings.
@@ -117,7 +118,7 @@ def clone(estimator: Any, **overrides: Any) -> Any:
             "clone: expected an estimator with fit/predict/get_params, got "
             f"{type(estimator).__name__}."
         )
-    params = dict(estimator.get_params())
+    params = dict(estimator.get_params(deep=False))
     unknown = set(overrides) - set(params)
     if unknown:
         raise InvalidArgumentError(
@@ -140,13 +141,28 @@ class _ParamsMixin:
         return [p.name for p in sig.parameters.values() if p.name != "self"]
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Return the estimator's settings as a dict (``deep`` is accepted for compatibility)."""
-        return {name: getattr(self, name) for name in self._param_names()}
+        """Return the estimator's settings as a dict.
+
+        With ``deep`` (scikit-learn's convention), a setting that is itself an estimator
+        (a :class:`~hybridml.DeepEnsemble`'s ``estimator``) also gives its settings as
+        ``"<setting>__<name>"`` entries, which :meth:`set_params` accepts.
+        """
+        out = {name: getattr(self, name) for name in self._param_names()}
+        if deep:
+            for name, value in list(out.items()):
+                if hasattr(value, "get_params") and not isinstance(value, type):
+                    out.update({f"{name}__{k}": v for k, v in value.get_params().items()})
+        return out
 
     def set_params(self, **params: Any) -> Any:
-        """Set settings by name and return ``self``; an unknown name raises
+        """Set settings by name and return ``self``; ``"<setting>__<name>"`` sets a setting
+        of an inner estimator. An unknown name raises
         :class:`~hybridml.exceptions.InvalidArgumentError` (a ``ValueError``)."""
         valid = self._param_names()
+        nested: dict[str, dict[str, Any]] = {}
+        for key in [k for k in params if "__" in k and k.split("__", 1)[0] in valid]:
+            outer, inner = key.split("__", 1)
+            nested.setdefault(outer, {})[inner] = params.pop(key)
         for name, value in params.items():
             if name not in valid:
                 raise InvalidArgumentError(
@@ -154,6 +170,8 @@ class _ParamsMixin:
                     f"{did_you_mean(name, valid)} Valid: {', '.join(valid)}."
                 )
             setattr(self, name, value)
+        for outer, inner_params in nested.items():
+            getattr(self, outer).set_params(**inner_params)
         return self
 
     def __repr__(self) -> str:
@@ -164,6 +182,25 @@ class _ParamsMixin:
             if n != "self" and getattr(self, n) is not p.default and getattr(self, n) != p.default
         ]
         return f"{type(self).__name__}({', '.join(changed)})"
+
+
+class _RegressorTags:
+    """What scikit-learn reads to treat an estimator as a regressor (its tags), without
+    importing scikit-learn unless scikit-learn asks."""
+
+    _estimator_type = "regressor"
+
+    def __sklearn_tags__(self) -> Any:
+        from sklearn.utils import InputTags, RegressorTags, Tags, TargetTags
+
+        return Tags(
+            estimator_type="regressor",
+            target_tags=TargetTags(required=True, multi_output=True, single_output=True),
+            transformer_tags=None,
+            classifier_tags=None,
+            regressor_tags=RegressorTags(),
+            input_tags=InputTags(allow_nan=False),
+        )
 
 
 class _ChecksPredictions(abc.ABC):

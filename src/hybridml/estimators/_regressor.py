@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from ..adapters._contract import ProvidesChecks, ProvidesConstraints, SimulatorAdapter
 from ..checks import Check, ConsistencyReport, Policy, run_checks
 from ..data._input import InputData, as_inputs
-from ..exceptions import DataError, InvalidArgumentError
+from ..exceptions import DataError, InvalidArgumentError, NotFittedError
 from ..losses._base import DataLoss, LossTerm
 from ..training._phases import DEFAULT_ADAM_STEPS, DEFAULT_LR
 from ._base import (
@@ -34,6 +34,7 @@ from ._base import (
     _preflight,
     _warn_idle,
 )
+from ._network import _assemble, _masked_stats
 
 if TYPE_CHECKING:
     from ..nn import OutputTransform
@@ -75,32 +76,6 @@ class Prediction:
         import pandas as pd
 
         return pd.DataFrame({name: np.asarray(col) for name, col in self.data.items()})
-
-
-class _Affine(nn.Module):
-    """Scales a network's output to the data's range: y = shift + scale * net(x)."""
-
-    def __init__(self, net: nn.Module, shift: Tensor, scale: Tensor) -> None:
-        super().__init__()
-        self.net = net
-        self.register_buffer("shift", shift)
-        self.register_buffer("scale", scale)
-
-    def forward(self, x: Tensor) -> Tensor:
-        out: Tensor = self.shift + self.scale * self.net(x)
-        return out
-
-
-def _masked_stats(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation per column over the finite (measured) entries.
-
-    A column with no measurement gets (0, 1); a constant column gets standard deviation 1.
-    """
-    measured = np.isfinite(y)
-    count = np.maximum(measured.sum(axis=0), 1)
-    mean = np.where(measured, y, 0.0).sum(axis=0) / count
-    var = (np.where(measured, y - mean, 0.0) ** 2).sum(axis=0) / count
-    return mean, np.where(var > 0, np.sqrt(var), 1.0)
 
 
 class HybridRegressor(_ParamsMixin, _ChecksPredictions):
@@ -250,37 +225,18 @@ class HybridRegressor(_ParamsMixin, _ChecksPredictions):
 
     # ------------------------------------------------------------------ fit / predict
     def _build_model(self, x: np.ndarray, y: np.ndarray) -> nn.Module:
-        from ..nn import MLP, Constrained, ResidualModel
-
         lo, hi = x.min(axis=0), x.max(axis=0)
         hi = np.where(hi > lo, hi, lo + 1.0)
-        # a private generator: no global RNG state, so fits in parallel threads are seeded too
-        net: nn.Module = MLP(
-            x.shape[1],
-            y.shape[1],
-            tuple(self.hidden),
-            self.activation,
-            input_lower=lo.tolist(),
-            input_upper=hi.tolist(),
-            generator=torch.Generator().manual_seed(self.seed),
-        )
-        dtype = torch.get_default_dtype()
+        target, mean, std = y, None, None
         if self.simulator is not None:
             # the network learns the simulator's error: scale it to that error's spread
             with torch.no_grad():
-                sim = self.simulator(torch.as_tensor(x, dtype=dtype))
+                sim = self.simulator(torch.as_tensor(x, dtype=torch.get_default_dtype()))
             _check_simulated(sim, y, "HybridRegressor.fit")
             target = y - sim.detach().cpu().numpy().reshape(y.shape)
-        else:
-            target = y
         if self.transform is None:
             mean, std = _masked_stats(target)
-            net = _Affine(net, torch.tensor(mean, dtype=dtype), torch.tensor(std, dtype=dtype))
-        if self.simulator is not None:
-            net = ResidualModel(self.simulator, net)
-        if self.transform is not None:
-            net = Constrained(net, self.transform)
-        return net
+        return _assemble(self, x.shape[1], y.shape[1], lo, hi, mean, std)
 
     def _loss_terms(
         self, x: np.ndarray, y: np.ndarray, measured: np.ndarray
@@ -293,7 +249,9 @@ class HybridRegressor(_ParamsMixin, _ChecksPredictions):
         for terms in [*(t for _, t in sources), dict(self.physics or {})]:
             for name, term in terms.items():  # the trainer checks that each is a LossTerm
                 if name in losses:
-                    raise ValueError(f"HybridRegressor: two loss terms are named {name!r}.")
+                    raise InvalidArgumentError(
+                        f"HybridRegressor: two loss terms are named {name!r}."
+                    )
                 losses[name] = term
         return losses, sources
 
@@ -386,7 +344,7 @@ class HybridRegressor(_ParamsMixin, _ChecksPredictions):
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
-            raise RuntimeError(
+            raise NotFittedError(
                 f"this {type(self).__name__} is not fitted yet; call fit(X, y) first."
             )
 
