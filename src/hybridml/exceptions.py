@@ -28,10 +28,14 @@ __all__ = [
     "HybridMLError",
     "HybridMLWarning",
     "InvalidArgumentError",
+    "InvalidIndexError",
     "InvalidTypeError",
     "MissingColumnError",
     "NonFiniteLossError",
+    "NotFittedError",
     "SimulationError",
+    "TrainingError",
+    "UnknownNameError",
     "UnknownSimulatorError",
     "did_you_mean",
 ]
@@ -53,6 +57,28 @@ class InvalidArgumentError(HybridMLError, ValueError):
 class InvalidTypeError(HybridMLError, TypeError):
     """An argument has the wrong type; the message names the parameter and the type
     expected."""
+
+
+class InvalidIndexError(HybridMLError, IndexError):
+    """An index (an output column, an input dimension, a member) is out of range; the
+    message says the valid range."""
+
+
+class UnknownNameError(HybridMLError, KeyError):
+    """A name (a check, a metric) that does not exist was asked for; the message lists
+    the names that do."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class NotFittedError(HybridMLError, RuntimeError):
+    """An estimator was used before ``fit``; the message says what to call."""
+
+
+class TrainingError(HybridMLError, RuntimeError):
+    """Training could not go on (every ensemble member failed, a fold failed, a phase broke
+    its contract, a tensor kept the wrong dtype); the message says why and what to do."""
 
 
 class DataError(HybridMLError, ValueError):

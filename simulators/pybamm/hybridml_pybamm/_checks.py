@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from hybridml import Bounds, Check, CheckResult, Monotone
+from hybridml.exceptions import UnknownNameError
 
 __all__ = [
     "CapacityNotAboveInitial",
@@ -25,7 +26,7 @@ __all__ = [
 
 def _col(data: Mapping[str, Any], name: str, check: str) -> np.ndarray:
     if name not in data:
-        raise KeyError(
+        raise UnknownNameError(
             f"check {check!r}: column {name!r} is not in the data (columns: {list(data)})."
         )
     return np.asarray(data[name], dtype=np.float64)

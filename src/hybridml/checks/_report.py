@@ -11,7 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..exceptions import ConsistencyError, ConsistencyWarning, InvalidArgumentError
+from ..exceptions import (
+    ConsistencyError,
+    ConsistencyWarning,
+    InvalidArgumentError,
+    UnknownNameError,
+)
 
 if TYPE_CHECKING:
     from ._base import CheckResult
@@ -61,7 +66,7 @@ class ConsistencyReport:
         for r in self.results:
             if r.name == name:
                 return r
-        raise KeyError(f"no check named {name!r}; checks: {[r.name for r in self.results]}")
+        raise UnknownNameError(f"no check named {name!r}; checks: {[r.name for r in self.results]}")
 
     def summary(self) -> str:
         """A table of the results, one line a check."""

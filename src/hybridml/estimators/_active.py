@@ -28,7 +28,7 @@ import numpy as np
 
 from ..checks import ConsistencyReport
 from ..data._input import as_inputs
-from ..exceptions import InvalidArgumentError, InvalidTypeError
+from ..exceptions import InvalidArgumentError, InvalidTypeError, NotFittedError
 from ._base import clone
 from ._ensemble import DeepEnsemble
 from ._model_selection import clone_with_own_checkpoint
@@ -160,7 +160,7 @@ class ActiveLearner:
     def fit(self) -> DeepEnsemble:
         """Fit (or return the up-to-date) ensemble on all measurements so far."""
         if self.y_ is None or self.n_measured == 0:
-            raise RuntimeError("ActiveLearner: nothing measured yet; call update(X, y) first.")
+            raise NotFittedError("ActiveLearner: nothing measured yet; call update(X, y) first.")
         if self._stale or self.ensemble_ is None:
             # each refit (more measurements) resumes only its own checkpoints
             tag = f"n{self.n_measured}"

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..exceptions import InvalidArgumentError
+from ..exceptions import InvalidArgumentError, NotFittedError
 from ..losses._base import LossTerm
 from ..nn._batched import BatchedMLP
 from ..training import BFGS, LBFGS, Adam, Phase, Trainer
@@ -385,7 +385,7 @@ class BatchedEnsemble(_ParamsMixin):
     # ------------------------------------------------------------------ predict
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
-            raise RuntimeError("this BatchedEnsemble is not fitted yet; call fit(X, y) first.")
+            raise NotFittedError("this BatchedEnsemble is not fitted yet; call fit(X, y) first.")
 
     def _inputs(self, X: Any, what: str) -> np.ndarray:
         from ..data._input import as_inputs

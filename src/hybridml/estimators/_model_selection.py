@@ -26,7 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ..checks import ConsistencyReport
-from ..exceptions import InvalidArgumentError, InvalidTypeError
+from ..exceptions import InvalidArgumentError, InvalidTypeError, TrainingError, UnknownNameError
 from ._base import _is_dataset, _is_frame, _n_rows, _predict_array, _read, _take, clone
 from ._metrics import DEFAULT_METRICS, mae, r2, rmse
 
@@ -224,7 +224,9 @@ class CVResult:
     def metric(self, name: str) -> np.ndarray:
         """The per-fold values of one metric (NaN for failed folds)."""
         if name not in self.metric_names:
-            raise KeyError(f"no metric {name!r}; the metrics are {list(self.metric_names)}.")
+            raise UnknownNameError(
+                f"no metric {name!r}; the metrics are {list(self.metric_names)}."
+            )
         return np.array([f.metrics[name] for f in self.folds], dtype=float)
 
     def summary(self) -> dict[str, dict[str, float]]:
@@ -410,7 +412,7 @@ def cross_validate(
             test_groups = tuple(_py(labels[te][i]) for i in sorted(first))
         if not ok:
             if raise_on_error:
-                raise RuntimeError(
+                raise TrainingError(
                     f"cross_validate: fold {k} (test groups {list(test_groups)}) failed: {value}. "
                     "Pass raise_on_error=False to record failed folds and continue."
                 )

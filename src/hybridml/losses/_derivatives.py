@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..exceptions import InvalidArgumentError
+from ..exceptions import InvalidArgumentError, InvalidIndexError
 
 __all__ = ["partial"]
 
@@ -47,9 +47,13 @@ def partial(y: Tensor, x: Tensor, wrt: int, out: int = 0) -> Tensor:
     if y.ndim == 1:
         y = y[:, None]
     if not -x.shape[1] <= wrt < x.shape[1]:
-        raise IndexError(f"partial: wrt={wrt} is out of range for x with {x.shape[1]} columns.")
+        raise InvalidIndexError(
+            f"partial: wrt={wrt} is out of range for x with {x.shape[1]} columns."
+        )
     if not -y.shape[1] <= out < y.shape[1]:
-        raise IndexError(f"partial: out={out} is out of range for y with {y.shape[1]} columns.")
+        raise InvalidIndexError(
+            f"partial: out={out} is out of range for y with {y.shape[1]} columns."
+        )
     if not y.requires_grad:  # y does not depend on x (e.g. derivative of a linear function)
         return torch.zeros(x.shape[0], 1, dtype=x.dtype, device=x.device)
     (g,) = torch.autograd.grad(

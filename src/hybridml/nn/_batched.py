@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..exceptions import InvalidArgumentError, InvalidTypeError
+from ..exceptions import InvalidArgumentError, InvalidIndexError, InvalidTypeError
 from ._mlp import MLP
 from ._util import _check_bounds, _per_feature
 
@@ -168,7 +168,7 @@ class BatchedMLP(nn.Module):
         if isinstance(index, bool) or not isinstance(index, int):
             raise InvalidTypeError(f"BatchedMLP.member: index must be an int, got {index!r}.")
         if not -self.n_members <= index < self.n_members:
-            raise IndexError(
+            raise InvalidIndexError(
                 f"BatchedMLP.member: index {index} is out of range for {self.n_members} members."
             )
         lo = None if self.input_lower is None else self.input_lower.tolist()

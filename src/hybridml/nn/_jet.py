@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from ..exceptions import InvalidArgumentError, InvalidTypeError
+from ..exceptions import InvalidArgumentError, InvalidIndexError, InvalidTypeError
 from . import _jet_compiled, _precompile
 from ._jet_taylor import _MLPJetFn
 from ._precompile import Precompilation
@@ -74,11 +74,11 @@ class Jet:
         """
         k = self.value.shape[1]
         if not -k <= out < k:
-            raise IndexError(f"Jet.derivative: out={out} is out of range for {k} outputs.")
+            raise InvalidIndexError(f"Jet.derivative: out={out} is out of range for {k} outputs.")
         c = slice(out, out + 1) if out != -1 else slice(out, None)
         d = self.grad.shape[0]
         if any(not 0 <= j < d for j in wrt):
-            raise IndexError(f"Jet.derivative: inputs {wrt} out of range for {d} inputs.")
+            raise InvalidIndexError(f"Jet.derivative: inputs {wrt} out of range for {d} inputs.")
         if not wrt:
             return self.value[:, c]
         if len(wrt) == 1:
@@ -109,7 +109,7 @@ def normalise_pairs(pairs: Iterable[Sequence[int]], d: int, owner: str) -> list[
                 f"{owner}: pairs must be input index pairs such as (0, 0) or (0, 1), got {p!r}."
             ) from exc
         if not (0 <= i < d and 0 <= j < d):
-            raise IndexError(f"{owner}: pair {p!r} is out of range for {d} inputs.")
+            raise InvalidIndexError(f"{owner}: pair {p!r} is out of range for {d} inputs.")
         out.add((min(i, j), max(i, j)))
     return sorted(out)
 

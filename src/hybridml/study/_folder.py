@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Any
 
 from .._atomic import atomic_write
-from ..exceptions import InvalidArgumentError
+from ..exceptions import InvalidArgumentError, NotFittedError
 
 __all__ = ["INCOMPLETE_MARKER", "RunFolder", "atomic_write"]
 
@@ -95,7 +95,7 @@ class RunFolder:
     def __truediv__(self, name: str) -> Path:
         """Path of ``name`` inside the temporary folder."""
         if self.path is None:
-            raise RuntimeError("RunFolder is used outside its `with` block")
+            raise NotFittedError("RunFolder is used outside its `with` block")
         return self.path / name
 
     def write_text(self, name: str, text: str) -> Path:

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from ..exceptions import InvalidArgumentError
+from ..exceptions import InvalidArgumentError, TrainingError
 
 try:  # torch's strong-Wolfe line search (private, but present since torch 1.4)
     from torch.optim.lbfgs import _strong_wolfe
@@ -73,7 +73,7 @@ class SelfScaledBFGS(torch.optim.LBFGS):
                 f"SelfScaledBFGS: scaling must be 'al-baali' or None, got {scaling!r}."
             )
         if _strong_wolfe is None:  # pragma: no cover
-            raise RuntimeError(
+            raise TrainingError(
                 "SelfScaledBFGS needs torch.optim.lbfgs._strong_wolfe, which this torch "
                 f"version ({torch.__version__}) lacks; use LBFGS instead."
             )

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from .._progress import progress_bar
-from ..exceptions import InvalidArgumentError, NonFiniteLossError
+from ..exceptions import InvalidArgumentError, NonFiniteLossError, TrainingError
 from ..losses._base import LossTerm
 from . import _checkpoint
 from ._balancing import Balancer
@@ -208,7 +208,7 @@ class _Engine:
                     result = phase.step(opt, closure, k)
                 except RuntimeError as exc:
                     if convert and ("dtype" in str(exc) or "Double" in str(exc)):
-                        raise RuntimeError(
+                        raise TrainingError(
                             f"the {type(phase).__name__} phase runs the model and loss terms "
                             f"in {dtype}, but a tensor kept another dtype ({exc}). Register "
                             "every tensor a model or loss term uses as a buffer "
@@ -218,7 +218,7 @@ class _Engine:
                         ) from exc
                     raise
                 if self._first is None:
-                    raise RuntimeError(
+                    raise TrainingError(
                         f"{type(phase).__name__}.step did not call the closure; a phase's "
                         "step must evaluate the loss (closure()) at least once."
                     )
@@ -500,7 +500,7 @@ class _Engine:
     def _recollect(self) -> None:
         params = _collect_params([self.model, *self.terms])
         if len(params) != len(self.params):  # pragma: no cover - defensive
-            raise RuntimeError("the number of trainable parameters changed during the fit.")
+            raise TrainingError("the number of trainable parameters changed during the fit.")
         self.params = params
         self._data = [p.detach() for p in params]
 
