@@ -32,6 +32,7 @@ SUBPACKAGES = (
     "checks",
     "estimators",
     "study",
+    "monitor",
 )
 
 
@@ -75,6 +76,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .estimators import *
     from .exceptions import *
     from .losses import *
+    from .monitor import *
     from .nn import *
     from .study import *
     from .training import *
