@@ -107,6 +107,22 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_monitor(args: argparse.Namespace) -> int:
+    from .monitor._cli import run_monitor
+
+    return run_monitor(args)
+
+
+def _cmd_new_adapter(args: argparse.Namespace) -> int:
+    from .study._new_adapter import write_adapter_package
+
+    folder = write_adapter_package(args.name, args.dir)
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        print(f"wrote {path}")
+    print(f"next: pip install -e {folder} && pytest {folder / 'tests'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``hybridml`` command."""
     parser = argparse.ArgumentParser(
@@ -147,6 +163,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="raise: exit with status 1 if a check fails (default); record: always exit 0",
     )
     p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser(
+        "monitor", help="flag new inputs and measurements a saved model should not be trusted on"
+    )
+    p.add_argument("model", help="model file (HybridRegressor.save or DeepEnsemble.save)")
+    p.add_argument(
+        "data",
+        help="CSV of new rows in the order they arrived (inputs; outputs: measurements, optional)",
+    )
+    p.add_argument(
+        "--reference",
+        required=True,
+        help="CSV of the training rows (inputs; outputs give the error scale)",
+    )
+    p.add_argument("--errors", help="CSV of held-out measurements for the error scale")
+    p.add_argument("--quantile", type=float, default=0.99, help="threshold level (0.99)")
+    p.add_argument("--json", help="report file (default: <data>.monitor.json beside the data)")
+    p.add_argument(
+        "--policy",
+        choices=["raise", "record"],
+        default="raise",
+        help="raise: exit with status 1 if a row is flagged (default); record: always exit 0",
+    )
+    p.set_defaults(func=_cmd_monitor)
+
+    p = sub.add_parser("new-adapter", help="write an installable simulator-adapter package")
+    p.add_argument("name", help="adapter name: a lower-case Python identifier, e.g. mysim")
+    p.add_argument("--dir", default=".", help="folder to write <name>/ in (default: .)")
+    p.set_defaults(func=_cmd_new_adapter)
 
     _add_plugin_commands(sub)
     return parser

@@ -60,7 +60,7 @@ class CUSUM:
     Example::
 
         test = CUSUM(shift=1.0, false_alarm=0.01, horizon=1000)
-        test.threshold()          # 11.5: h for one stream
+        test.threshold()          # 12.2: h for one stream
         test.expected_delay(1.0)  # about 25 steps to an alarm after a 1-sigma shift
     """
 
