@@ -29,6 +29,7 @@ from ._finetune import (
     pretrain_finetune,
 )
 from ._model_selection import CVResult, FoldResult, GroupKFold, LeaveOneGroupOut, cross_validate
+from ._persist import ModelFileError
 from ._regressor import HybridRegressor, Prediction
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "JackknifePlusInterval",
     "LeaveOneGroupOut",
     "MemberFailure",
+    "ModelFileError",
     "Prediction",
     "Recommendation",
     "TooFewScoresError",

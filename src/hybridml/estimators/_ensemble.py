@@ -15,6 +15,7 @@ points are exchangeable (Lei et al. 2018, "Distribution-free predictive inferenc
 
 from __future__ import annotations
 
+import os
 import traceback
 import warnings
 from collections.abc import Mapping, Sequence
@@ -449,3 +450,34 @@ class DeepEnsemble(_ParamsMixin):
 
         yy = _targets(self.estimator, X, y)
         return r2(yy, np.asarray(self.predict(X, policy=Policy.RECORD)))
+
+    # ------------------------------------------------------------------ model files
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the fitted ensemble (of :class:`~hybridml.HybridRegressor` members) to a
+        model file: every member as :meth:`HybridRegressor.save` writes it, the ensemble's
+        settings (not the executor), the calibration and the failures (atomically)."""
+        from ._persist import save_ensemble
+
+        save_ensemble(self, path)
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike[str], *, executor: Executor | None = None, **settings: Any
+    ) -> DeepEnsemble:
+        """Read a model file written by :meth:`save`, on the CPU; it predicts bitwise the
+        same (mean, members, calibrated interval).
+
+        Args:
+            path: the model file.
+            executor: the executor of the loaded ensemble (not stored).
+            **settings: the members' object settings, given again as for
+                :meth:`HybridRegressor.load` (``adapters=``, ``checks=``, ...); they go to
+                the template estimator and to every member.
+
+        Raises:
+            ModelFileError: as :meth:`HybridRegressor.load`.
+        """
+        from ._persist import load_ensemble
+
+        out: DeepEnsemble = load_ensemble(cls, path, {"executor": executor, **settings})
+        return out

@@ -8,6 +8,7 @@ that carries the consistency report of the checks (the adapters' plus the user's
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -328,8 +329,6 @@ class HybridRegressor(_ParamsMixin, _ChecksPredictions):
             seed=self.seed,
             progress=self.progress,
         )
-        import os
-
         resume = self.checkpoint is not None and os.path.exists(self.checkpoint)
         self.history_: History = trainer.fit(model, losses, val_losses=val_losses, resume=resume)
         self.model_ = model
@@ -453,3 +452,42 @@ class HybridRegressor(_ParamsMixin, _ChecksPredictions):
         resid = ((pred - yy)[mask] ** 2).sum()
         total = ((yy[mask] - yy[mask].mean()) ** 2).sum()
         return float(1.0 - resid / total) if total > 0 else float("nan")
+
+    # ------------------------------------------------------------------ model files
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the fitted model to a model file that :meth:`load` reads back.
+
+        The file (written atomically) holds data only, readable with
+        ``torch.load(..., weights_only=True)``: the settings that are data, the input and
+        output names and units, the history, the weights with the input and output
+        scaling, and the package versions. Settings that are objects (adapters, checks,
+        simulator, transform, physics, a balancer, phases, early stopping) are described
+        (class, name), not stored: see :meth:`load`.
+        """
+        from ._persist import save_regressor
+
+        save_regressor(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], **settings: Any) -> HybridRegressor:
+        """Read a model file written by :meth:`save`, on the CPU; it predicts bitwise the same.
+
+        Args:
+            path: the model file.
+            **settings: settings to give the loaded model. Give again the objects it was
+                fitted with: ``adapters=`` (unless they were registry names, or instances
+                that equal their class built without settings: those are re-created from
+                the registry), ``checks=``, ``simulator=``, ``transform=``, and an
+                ``activation=`` outside ``torch.nn``. ``physics``, a balancer ``weights``,
+                ``phases`` and ``early_stopping`` serve only training: ``None`` unless given.
+
+        Raises:
+            ModelFileError: a file that is not a hybridml model file (e.g. a bare state
+                dict), of another format version or class, or objects that are missing or
+                differ from the saved ones (another adapter class, other check names).
+            FileNotFoundError: no such file.
+        """
+        from ._persist import load_regressor
+
+        out: HybridRegressor = load_regressor(cls, path, settings)
+        return out

@@ -2,7 +2,7 @@
 
 The run folder holds: ``config.toml`` (the configuration as given), ``manifest.json``
 (hashes of the input data, the seed, package versions, the command), ``metrics.json``,
-``predictions.csv``, ``checkpoint.pt`` (the fitted model's weights), ``consistency.json``
+``predictions.csv``, ``checkpoint.pt`` (the fitted model's model file), ``consistency.json``
 and ``figures/*.png``. It is written as a whole (:class:`RunFolder`): a run that fails or
 is killed leaves the previous run folder as it was.
 """
@@ -258,8 +258,6 @@ def run_study(config_path: str | Path, out: str | Path | None = None) -> Path:
 
 
 def _fit_and_write(est: Any, cfg: StudyConfig, train: Any, test: Any, run: RunFolder) -> None:
-    import torch
-
     run_dir = run / "."
     (run_dir / "figures").mkdir()
     shutil.copyfile(cfg.path, run_dir / "config.toml")
@@ -280,7 +278,7 @@ def _fit_and_write(est: Any, cfg: StudyConfig, train: Any, test: Any, run: RunFo
     pred.report.to_json(run_dir / "consistency.json")
     metrics["consistency_passed"] = pred.report.passed
     run.write_json("metrics.json", metrics)
-    torch.save(est.model_.state_dict(), run_dir / "checkpoint.pt")
+    est.save(run_dir / "checkpoint.pt")  # a model file: HybridRegressor.load reads it
     inputs: dict[str, str | Path] = {"data": cfg.data.path}
     if cfg.data.test_path is not None:
         inputs["test_data"] = cfg.data.test_path

@@ -1,0 +1,190 @@
+"""Model files: a fitted HybridRegressor or DeepEnsemble saved and loaded predicts bitwise
+the same; the file holds data only (weights_only), loads on the CPU, and a file of another
+format, version or class, or a load without the objects the model was fitted with, is
+refused with a message that says what to do."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import hybridml as hm
+from hybridml import DeepEnsemble, HybridRegressor, ModelFileError
+from hybridml.adapters import ProvidesConstraints
+
+SMALL = {"hidden": (8, 8), "adam_steps": 60, "lr": 1e-2, "lbfgs_steps": 5, "progress": False}
+
+
+def data(n: int = 24, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.0, 2.0, (n, 1))
+    return x, np.exp(-x) + 0.01 * rng.standard_normal((n, 1))
+
+
+def decay_adapter() -> object:
+    from hybridml_ode import exponential_decay
+
+    ode = hm.load_simulator("ode")
+    return ode(exponential_decay, [1.0], (0.0, 2.0), state_names=["y [-]"], params={"k": 1.0})
+
+
+def test_a_saved_regressor_loads_and_predicts_bitwise_the_same(tmp_path: Path) -> None:
+    x, y = data()
+    check = hm.Bounds("y [-]", lower=-0.5, upper=1.5, name="range")
+    est = HybridRegressor(
+        inputs=["t [s]"], outputs=["y [-]"], checks=[check], check_policy="record", **SMALL
+    ).fit(x, y)
+    path = tmp_path / "model.pt"
+    est.save(path)
+    # data only: torch's safe loader reads it, with the JSON metadata inside
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    assert raw["format"] == "hybridml.model" and raw["version"] == 1
+    meta = json.loads(raw["meta"])
+    assert meta["fitted"]["units"] == {"t [s]": "s", "y [-]": "-"}
+    assert meta["objects"]["checks"] == [
+        {"name": "range", "class": "hybridml.checks._builtin.Bounds"}
+    ]
+
+    back = HybridRegressor.load(path, checks=[check])
+    grid = np.linspace(-0.5, 3.0, 57)[:, None]  # outside the training range too
+    np.testing.assert_array_equal(back.predict_values(grid), est.predict_values(grid))
+    pred, again = est.predict(grid), back.predict(grid)
+    assert pred.columns == again.columns == ("y [-]",)
+    assert dict(again.units) == dict(pred.units)
+    assert [r.name for r in again.report.results] == ["range"]
+    assert back.get_params(deep=False)["hidden"] == (8, 8)
+    assert back.history_.loss == est.history_.loss
+    assert back.score(x, y) == est.score(x, y)
+
+
+def test_a_regressor_with_an_adapter_needs_it_again_and_the_same_class(tmp_path: Path) -> None:
+    x, y = data()
+    adapter = decay_adapter()
+    est = HybridRegressor(outputs=["y [-]"], adapters=[adapter], **SMALL).fit(x, y)
+    path = tmp_path / "m.pt"
+    est.save(path)
+    with pytest.raises(
+        ModelFileError,
+        match=r"adapter instances that cannot be re-created.*ODEAdapter.*adapters=\[\.\.\.\]",
+    ):
+        HybridRegressor.load(path)
+
+    class Other(ProvidesConstraints):
+        name = "other"
+
+        def loss_terms(self, **options: object) -> dict:
+            return {}
+
+    with pytest.raises(ModelFileError, match=r"fitted with the adapters \['hybridml_ode.*Other"):
+        HybridRegressor.load(path, adapters=[Other()])
+    back = HybridRegressor.load(path, adapters=[decay_adapter()])
+    np.testing.assert_array_equal(back.predict_values(x), est.predict_values(x))
+    assert [c.name for c in back.checks_] == [c.name for c in est.checks_]
+
+
+def test_objects_that_change_a_prediction_must_be_given_again(tmp_path: Path) -> None:
+    x, y = data()
+
+    def sim(t: torch.Tensor) -> torch.Tensor:
+        return torch.exp(-t)
+
+    est = HybridRegressor(simulator=sim, checks=[hm.Bounds("y0", lower=-1.0)], **SMALL).fit(x, y)
+    path = tmp_path / "residual.pt"
+    est.save(path)
+    with pytest.raises(ModelFileError, match=r"checks \['y0 bounds'\]; pass them again"):
+        HybridRegressor.load(path, simulator=sim)
+    with pytest.raises(ModelFileError, match=r"simulator=.*pass it again"):
+        HybridRegressor.load(path, checks=est.checks)
+    with pytest.raises(ModelFileError, match=r"checks= gives \['other'\]"):
+        HybridRegressor.load(path, simulator=sim, checks=[hm.Bounds("y0", lower=0.0, name="other")])
+    with pytest.raises(ModelFileError, match=r"no setting\(s\) \['simulater'\]"):
+        HybridRegressor.load(path, simulater=sim, checks=est.checks)
+    back = HybridRegressor.load(path, simulator=sim, checks=est.checks)
+    np.testing.assert_array_equal(back.predict_values(x), est.predict_values(x))
+
+
+def test_files_of_another_kind_version_or_class_are_refused(tmp_path: Path) -> None:
+    x, y = data()
+    est = HybridRegressor(**SMALL).fit(x, y)
+    path = tmp_path / "m.pt"
+    est.save(path)
+    with pytest.raises(
+        ModelFileError, match=r"holds a HybridRegressor, not a DeepEnsemble.*HybridRegressor\.load"
+    ):
+        DeepEnsemble.load(path)
+
+    bare = tmp_path / "checkpoint.pt"  # what a run folder held before: the weights alone
+    torch.save(est.model_.state_dict(), bare)
+    with pytest.raises(ModelFileError, match="bare state dict"):
+        HybridRegressor.load(bare)
+
+    raw = torch.load(path, weights_only=True)
+    raw["version"] = 99
+    newer = tmp_path / "newer.pt"
+    torch.save(raw, newer)
+    with pytest.raises(ModelFileError, match=r"version 99; this hybridml reads version 1; upgrade"):
+        HybridRegressor.load(newer)
+
+    code = tmp_path / "code.pt"  # pickled code is never run: weights_only refuses it
+    torch.save({"format": "hybridml.model", "f": HybridRegressor}, code)
+    with pytest.raises(ModelFileError, match="weights_only=True refused it"):
+        HybridRegressor.load(code)
+
+    text = tmp_path / "notes.pt"
+    text.write_text("not a model")
+    with pytest.raises(ModelFileError, match="not a hybridml model file"):
+        HybridRegressor.load(text)
+    with pytest.raises(FileNotFoundError):
+        HybridRegressor.load(tmp_path / "missing.pt")
+
+
+def test_save_is_atomic_and_an_unfitted_model_cannot_be_saved(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="not fitted"):
+        HybridRegressor(**SMALL).save(tmp_path / "m.pt")
+    assert list(tmp_path.iterdir()) == []  # nothing, not even a temporary file, is left
+
+
+def test_a_saved_ensemble_loads_with_its_calibration_and_members(tmp_path: Path) -> None:
+    x, y = data(40)
+    ens = DeepEnsemble(HybridRegressor(**SMALL), n_members=3, calibration=0.5, seed=2).fit(x, y)
+    path = tmp_path / "ens.pt"
+    ens.save(path)
+    back = DeepEnsemble.load(path)
+    grid = np.linspace(0.0, 2.0, 11)[:, None]
+    a, b = ens.predict(grid), back.predict(grid)
+    for name in ("mean", "std", "lower", "upper", "members"):
+        np.testing.assert_array_equal(getattr(b, name), getattr(a, name))
+    assert b.coverage == a.coverage == 0.9
+    assert back.member_seeds_ == [2, 3, 4]
+    np.testing.assert_array_equal(back.calibration_index_, ens.calibration_index_)
+    assert back.get_params(deep=False)["n_members"] == 3
+    with pytest.raises(ModelFileError, match="holds a DeepEnsemble"):
+        HybridRegressor.load(path)
+
+
+def test_the_run_folder_checkpoint_is_a_model_file(tmp_path: Path) -> None:
+    from hybridml.study import run_study
+
+    x, y = data(12)
+    rows = "\n".join(
+        f"{a!r},{b!r}" for a, b in zip(x[:, 0].tolist(), y[:, 0].tolist(), strict=True)
+    )
+    (tmp_path / "d.csv").write_text(f"t [s],y [-]\n{rows}\n", encoding="utf-8")
+    (tmp_path / "s.toml").write_text(
+        '[study]\nname = "decay"\n[data]\npath = "d.csv"\ninputs = ["t [s]"]\n'
+        'outputs = ["y [-]"]\n[model]\nhidden = [8]\n'
+        "[training]\nadam_steps = 30\nlbfgs_steps = 0\n"
+        '[predict]\ngrid = { "t [s]" = [0.0, 2.0, 5] }\n',
+        encoding="utf-8",
+    )
+    run = run_study(tmp_path / "s.toml", tmp_path / "run")
+    model = HybridRegressor.load(run / "checkpoint.pt")
+    assert model.input_names_ == ["t [s]"] and model.output_names_ == ["y [-]"]
+    # the loaded model gives the run's predictions (written with full precision)
+    lines = (run / "predictions.csv").read_text().splitlines()
+    written = np.array([[float(v) for v in ln.split(",")] for ln in lines[1:]])
+    np.testing.assert_array_equal(model.predict_values(written[:, :1])[:, 0], written[:, 1])
