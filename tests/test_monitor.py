@@ -213,3 +213,30 @@ def test_monitor_errors_are_clear(fitted) -> None:
         no_errors.check(frame(x[:3], y[:3]))
     with pytest.raises(hm.DataError, match="at least 2"):
         hm.Monitor(model).fit(frame(x[:1]))
+
+
+def test_monitor_command_prints_and_writes_a_report(
+    fitted, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hybridml.cli import main
+
+    _, x, y, _, _ = fitted
+    model = regressor(adam_steps=100, quasi_newton_steps=0).fit(frame(x, y))
+    model.save(tmp_path / "model.pt")
+    ref = "\n".join(f"{a:.17g},{b:.17g}" for a, b in zip(x, y, strict=True))
+    (tmp_path / "train.csv").write_text(f"{X_NAME},{Y_NAME}\n{ref}\n", encoding="utf-8")
+    (tmp_path / "new.csv").write_text(f"{X_NAME}\n0.5\n0.52\n1.8\n", encoding="utf-8")
+    args = ["monitor", str(tmp_path / "model.pt"), str(tmp_path / "new.csv")]
+    assert main([*args, "--reference", str(tmp_path / "train.csv")]) == 1  # a row flagged
+    out = capsys.readouterr().out
+    assert "3 row(s), 1 flagged" in out and "outside the training range" in out
+    data = json.loads((tmp_path / "new.monitor.json").read_text(encoding="utf-8"))
+    assert [row["flags"] for row in data["rows"]][2][:1] == ["outside_range"]
+    assert data["counts"]["flagged"] == 1
+    record = [*args, "--reference", str(tmp_path / "train.csv"), "--policy", "record"]
+    assert main([*record, "--json", str(tmp_path / "r.json")]) == 0
+    assert (tmp_path / "r.json").exists()
+    # a file that is not a model file: one line, status 2
+    bad = ["monitor", str(tmp_path / "train.csv"), str(tmp_path / "new.csv")]
+    assert main([*bad, "--reference", str(tmp_path / "train.csv")]) == 2
+    assert capsys.readouterr().err.startswith("hybridml monitor: error: ")
