@@ -26,6 +26,7 @@ def _run(args: argparse.Namespace) -> int:
             every=args.every,
             eol_ah=args.eol_ah,
             eol_fraction=args.eol_fraction,
+            capacity_unit=args.capacity_unit,
             out=args.out,
             quick=args.quick,
             seed=args.seed,
@@ -94,6 +95,12 @@ def add_battery_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="F",
         help="EOL at F x each cell's initial capacity (default 0.9 for xjtu; 0.8 for tju and "
         "--data)",
+    )
+    p.add_argument(
+        "--capacity-unit",
+        choices=["Ah", "mAh"],
+        help="unit of the file's capacity_ah column; mAh is converted to A.h (default: A.h, "
+        "and a file whose median capacity is above 100 is refused as implausible for A.h)",
     )
     p.add_argument(
         "--out",

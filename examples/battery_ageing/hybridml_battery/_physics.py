@@ -42,11 +42,14 @@ from typing import Any
 
 import numpy as np
 
+from hybridml.exceptions import InvalidArgumentError
+
 __all__ = [
     "FadeLibrary",
     "FleetPrior",
     "PhysicsPrior",
     "SweepDesign",
+    "capacity_scale",
     "default_cache_dir",
     "fade_library",
     "fleet_prior",
@@ -70,10 +73,16 @@ _LOG_S = np.linspace(math.log(0.3), math.log(60.0), 90)
 # rate; the early points still fix the amplitude and choose among shapes. (On the NASA
 # cells, N=60: mean RMSE of the physics prior 0.100 Ah with 5, 0.068 Ah with 50.)
 _TEMPER = 50.0
-_SIGMA_FLOOR = 0.01  # A.h: below the repeatability of a capacity measurement
+# A.h at the reference scale: below the repeatability of a capacity measurement
+_SIGMA_FLOOR = 0.01
 _TAU_FLOOR = 0.2  # spread of log time scale across cells, at least ~20 %
+#: the capacity [A.h] at which the study's capacity thresholds were set: the rated capacity
+#: of the NASA cells. Every threshold in A.h scales with a cell's :func:`capacity_scale`
+#: divided by this (1 for cells of 1.4-2.8 A.h, so the NASA results are those the
+#: thresholds were calibrated on).
+REFERENCE_AH = 2.0
 # capacity regeneration: a rise above this between consecutive measured cycles (the NASA
-# README: regeneration steps of 20-150 mAh; cycle-to-cycle noise 5-10 mAh)
+# README: regeneration steps of 20-150 mAh; cycle-to-cycle noise 5-10 mAh), at REFERENCE_AH
 REGEN_MIN_AH = 0.02
 # candidate recovery times [cycles] of a regeneration transient; the fleet chooses one by
 # leave-one-cell-out prediction of its own cells (see fleet_prior)
@@ -110,6 +119,22 @@ class SweepDesign:
     def param_sets(self) -> list[dict[str, float]]:
         """One parameter set per grid point."""
         return [{RATE: k, DIFFUSIVITY: d} for k in self.rates for d in self.diffusivities]
+
+
+def capacity_scale(capacity: np.ndarray) -> float:
+    """The nominal capacity [A.h] of a cell that capacity thresholds scale with.
+
+    Its initial capacity (the mean of its first 5 measured cycles) rounded to the nearest
+    power-of-two multiple of :data:`REFERENCE_AH` (2 A.h): 2 A.h for cells of 1.41-2.83 A.h,
+    4 A.h for 2.83-5.66 A.h, 0.0625 A.h for a 50 mA.h coin cell. Thresholds stay within a
+    factor 1.41 of proportional to the cell's capacity, and are exactly the calibrated ones
+    on the NASA cells (initial 1.84-2.02 A.h), whose results therefore do not change.
+    """
+    cap = np.asarray(capacity, dtype=float)
+    initial = float(np.mean(cap[:5]))
+    if not initial > 0 or not math.isfinite(initial):
+        return REFERENCE_AH
+    return float(REFERENCE_AH * 2.0 ** round(math.log2(initial / REFERENCE_AH)))
 
 
 def default_cache_dir() -> Path:
@@ -244,11 +269,25 @@ def fade_library(
 
     Raises:
         hybridml.SimulationError: if fewer than two simulations succeed.
+        hybridml.InvalidArgumentError: ``cache_dir`` is a file (checked before PyBaMM is
+            imported).
+
+    Warns:
+        hybridml.CacheWarning: a cache entry that cannot be read (named; it is moved aside
+            as ``<name>.corrupt`` and simulated again). The cache is the library's sweep
+            cache (:meth:`hybridml.ProvidesData.sweep`): keyed by the adapter's settings,
+            the PyBaMM and adapter versions and the parameters; a failed simulation is
+            tried once more on a later run; workers end when this process dies.
     """
     import time
 
     from hybridml import SimulationError
 
+    if cache_dir is not None and Path(cache_dir).exists() and not Path(cache_dir).is_dir():
+        raise InvalidArgumentError(
+            f"the PyBaMM cache folder (--cache-dir) '{cache_dir}' is a file; pass a folder "
+            "(created if missing) or move the file away."
+        )
     t0 = time.perf_counter()
     adapter = _adapter_class()(
         "SPM",
@@ -318,9 +357,11 @@ class FleetPrior:
     regen_tau: float | None = None
 
 
-def regen_events(cycle: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+def regen_events(cycle: np.ndarray, capacity: np.ndarray, scale: float | None = None) -> np.ndarray:
     """Cycles at which the capacity regenerates: a rise of more than ``0.02`` A.h over the
-    previous measured cycle.
+    previous measured cycle, for a cell of 2 A.h (the threshold is :data:`REGEN_MIN_AH`
+    x ``scale`` / :data:`REFERENCE_AH`; ``scale`` defaults to the cell's
+    :func:`capacity_scale`, so a rise of 20 mA.h of a 2 A.h cell is 1 mA.h of a 0.1 A.h one).
 
     Capacity regeneration (after a rest the concentration gradients relax and some
     capacity comes back) shows as a jump up of 20-150 mAh that fades back to the
@@ -329,7 +370,9 @@ def regen_events(cycle: np.ndarray, capacity: np.ndarray) -> np.ndarray:
     """
     cycle = np.asarray(cycle, dtype=float)
     capacity = np.asarray(capacity, dtype=float)
-    rise = np.diff(capacity) > REGEN_MIN_AH
+    if scale is None:
+        scale = capacity_scale(capacity)
+    rise = np.diff(capacity) > REGEN_MIN_AH * (scale / REFERENCE_AH)
     return cycle[1:][rise]
 
 
@@ -602,7 +645,8 @@ def _identify(
     amp, sse = _fits(library, cycle, capacity, basis, g)
     n = cycle.shape[0]
     n_par = 2 + (0 if basis is None else basis.shape[1])
-    sigma = max(math.sqrt(float(sse.min()) / max(n - n_par, 1)), _SIGMA_FLOOR)
+    floor = _SIGMA_FLOOR * (capacity_scale(capacity) / REFERENCE_AH)
+    sigma = max(math.sqrt(float(sse.min()) / max(n - n_par, 1)), floor)
     logw = -sse / (2.0 * sigma**2 * _TEMPER)
     if fleet is not None:
         z = (_LOG_S[None, :] - fleet.mean[:, None]) / fleet.std[:, None]
