@@ -43,7 +43,12 @@ _EXPORTS = {
     "ABLATIONS": "_methods",
     "METHODS": "_methods",
     "SHRINK_GRID": "_methods",
-    "EmpiricalMethod": "_methods",
+    "EMPIRICAL_LAWS": "_baselines",
+    "EmpiricalMethod": "_baselines",
+    "LinearMethod": "_baselines",
+    "FLEET_CONFIGS": "_fleet",
+    "FleetConfig": "_fleet",
+    "FleetMethod": "_fleet",
     "HybridMethod": "_methods",
     "Method": "_methods",
     "NNMethod": "_methods",
@@ -83,6 +88,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ._baselines import EMPIRICAL_LAWS, EmpiricalMethod, LinearMethod
     from ._data import (
         BatteryDataWarning,
         Cell,
@@ -92,11 +98,11 @@ if TYPE_CHECKING:  # pragma: no cover
         load_cells,
     )
     from ._datasets import DATASETS, BundledDataset, bundled_dataset, dataset_path
+    from ._fleet import FLEET_CONFIGS, FleetConfig, FleetMethod
     from ._methods import (
         ABLATIONS,
         METHODS,
         SHRINK_GRID,
-        EmpiricalMethod,
         HybridMethod,
         Method,
         NetSettings,

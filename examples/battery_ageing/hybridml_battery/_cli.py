@@ -33,6 +33,7 @@ def _run(args: argparse.Namespace) -> int:
             cache_dir=args.cache_dir,
             workers=args.workers,
             folds=args.folds,
+            jobs=args.jobs,
         )
     finally:
         torch.set_num_threads(threads)
@@ -55,8 +56,9 @@ def add_battery_parser(subparsers: Any) -> argparse.ArgumentParser:
             "Prediction of capacity fade and end of life (EOL) by cell, leaving out one "
             "cell at a time (or K folds of cells with --folds): a hybrid "
             "of PyBaMM fade physics and a network correction with a 90 % interval, "
-            "against nn, physics and empirical baselines. With no --data or --dataset it "
-            "runs the bundled NASA PCoE cells B0005, B0006, B0007, B0018 (N=60, EOL 1.4 Ah)."
+            "against nn, physics, linear, fleet and empirical baselines. With no --data or "
+            "--dataset it runs the bundled NASA PCoE cells B0005, B0006, B0007, B0018 "
+            "(N=60, EOL 1.4 Ah)."
         ),
     )
     data = p.add_mutually_exclusive_group()
@@ -119,6 +121,13 @@ def add_battery_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="K",
         help="K folds over cells, grouped by cell (default: leave one cell out up to 10 "
         "cells, 5 folds above)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="J",
+        help="run the folds on J processes (default 1; the results are the same)",
     )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed (default 0)")
     p.add_argument(

@@ -14,8 +14,9 @@ the test cell (its early cycles), then predicts the test cell's capacity at any 
 * ``nn``: the same ensemble of networks on the measurements alone (normalised capacity
   against cycle).
 * ``physics``: the identified PyBaMM prior alone.
-* ``empirical``: a double exponential ``a e^{bk} + c e^{dk}`` fitted to the cell's known
-  points (He et al. 2011).
+* ``linear``, ``fleet`` and ``empirical``: the baselines of :mod:`._baselines` and
+  :mod:`._fleet` (a robust straight line through the known points; a forecast from the
+  training cells' measured trajectories, data only; a bounded fade law).
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ __all__ = [
     "ABLATIONS",
     "METHODS",
     "SHRINK_GRID",
-    "EmpiricalMethod",
     "HybridMethod",
     "Method",
     "NNMethod",
@@ -51,7 +51,8 @@ __all__ = [
     "Window",
 ]
 
-METHODS = ("hybrid", "nn", "physics", "empirical")
+#: the methods the study compares, in the order of its tables
+METHODS = ("hybrid", "nn", "physics", "linear", "fleet", "empirical")
 # run beside the methods to show where the hybrid's accuracy comes from; not compared
 # in the methods table: "physics-fleet" is the hybrid without its network (and rate factor)
 ABLATIONS = ("physics-fleet",)
@@ -119,6 +120,14 @@ class Method:
     def predict(self, cycles: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Mean capacity and predictive scale at ``cycles``."""
         raise NotImplementedError
+
+    def calibration_method(self) -> Method | None:
+        """The method the study's conformal calibration refits on each held-out training
+        cell, once this one is fitted; None (the default): a fresh method with the same
+        settings. A method that chooses settings on its training cells returns itself with
+        those settings fixed, so that the calibration does not repeat the choice for every
+        held-out cell."""
+        return None
 
 
 def _subsets(n_train: int, n_members: int) -> list[list[int]]:
@@ -521,42 +530,3 @@ class PhysicsMethod(Method):
         transients (no interval)."""
         c = np.asarray(cycles, dtype=float)
         return self.prior_(c) + self.prior_.transient(c), None
-
-
-def _double_exp(p: np.ndarray, k: np.ndarray) -> np.ndarray:
-    a, b, c, d = p
-    return a * np.exp(b * k) + c * np.exp(d * k)
-
-
-class EmpiricalMethod(Method):
-    """Double-exponential fit ``a e^{bk} + c e^{dk}`` to the test cell's known points."""
-
-    name = "empirical"
-
-    def fit(self, train: Sequence[Cell], test: Cell, window: Window) -> EmpiricalMethod:
-        """Robust least squares from several starts (bounded rates)."""
-        from scipy.optimize import least_squares
-
-        m = window.mask(test)
-        k, y = test.cycle[m], test.capacity[m]
-        q0 = float(np.mean(y[:5]))
-        best = None
-        for b0, c0, d0 in ((-1e-3, 0.01, -0.05), (-5e-3, -0.01, 0.005), (-1e-4, 0.001, -0.01)):
-            res = least_squares(
-                lambda p: _double_exp(p, k) - y,
-                x0=np.array([q0, b0, c0, d0]),
-                # rates bounded so the fit cannot explode beyond the data (He et al. fit
-                # decaying exponentials; a small positive d allows an accelerating fade)
-                bounds=([0.0, -0.05, -0.5 * q0, -0.05], [2 * q0, 0.005, 0.5 * q0, 0.02]),
-                loss="soft_l1",
-                f_scale=0.02,
-            )
-            if best is None or res.cost < best.cost:
-                best = res
-        assert best is not None
-        self.params_ = best.x
-        return self
-
-    def predict(self, cycles: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """The fitted curve, floored at zero (no interval)."""
-        return np.maximum(_double_exp(self.params_, np.asarray(cycles, dtype=float)), 0.0), None

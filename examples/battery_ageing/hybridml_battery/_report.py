@@ -19,6 +19,8 @@ _STYLE = {
     "hybrid": {"color": "C3", "lw": 2.0, "ls": "-"},
     "nn": {"color": "C0", "lw": 1.2, "ls": "--"},
     "physics": {"color": "C2", "lw": 1.2, "ls": "-."},
+    "linear": {"color": "C1", "lw": 1.0, "ls": (0, (5, 2))},
+    "fleet": {"color": "C9", "lw": 1.4, "ls": "-"},
     "empirical": {"color": "C4", "lw": 1.2, "ls": ":"},
     "physics-fleet": {"color": "C7", "lw": 1.0, "ls": (0, (1, 1))},
 }
@@ -116,6 +118,10 @@ def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
 
 
+def _list(ids: list[str], most: int = 10) -> str:
+    return ", ".join(ids[:most]) + (f" and {len(ids) - most} more" if len(ids) > most else "")
+
+
 def _f(v: Any, digits: int = 4) -> str:
     return "n/a" if v is None else f"{v:.{digits}f}"
 
@@ -150,15 +156,27 @@ def write_report(
         "",
         "## Methods (mean over cells)",
         "",
-        "| method | rmse_ah | eol_rel_error | coverage90 | checks |",
-        "|---|---|---|---|---|",
+        "| method | rmse_ah | eol_rel_error | coverage90 | checks | cells (EOL) |",
+        "|---|---|---|---|---|---|",
     ]
     for name, m in metrics["methods"].items():
         ok = "pass" if consistency["passed"].get(name) else "FAIL"
         lines.append(
             f"| {name} | {_f(m['rmse_ah'])} | {_f(m['eol_rel_error'])} | "
-            f"{_f(m['coverage90'], 3)} | {ok} |"
+            f"{_f(m['coverage90'], 3)} | {ok} | {m.get('n_cells', '?')} "
+            f"({m.get('n_cells_eol', '?')}) |"
         )
+    eol_counts = metrics.get("eol") or {}
+    never = eol_counts.get("never_reach_eol") or []
+    if eol_counts:
+        lines += [
+            "",
+            f"{eol_counts['n_cells']} cells tested; {eol_counts['n_reach_eol']} reach EOL within "
+            f"their data, {len(never)} never do"
+            f"{f' ({_list(never)})' if never else ''}: every tested cell counts in `rmse_ah` "
+            "(and `coverage90`), only those that reach EOL in `eol_rel_error` (cells (EOL) "
+            "above).",
+        ]
     ablations = metrics.get("ablations") or {}
     if ablations:
         lines += [
@@ -175,7 +193,13 @@ def write_report(
         "",
         "`rmse_ah`: RMSE of the capacity after N; `eol_rel_error`: |predicted - true EOL| / "
         "true EOL, over the cells that reach EOL; `coverage90`: fraction of the measured "
-        "capacities after N inside the 90 % interval (hybrid and nn only).",
+        "capacities after N inside the 90 % interval (conformal, calibrated on the training "
+        "cells; the methods with a predictive scale). Baselines: `linear`, a robust straight "
+        "line through the known points; `fleet`, data only, the training cells' measured "
+        "trajectories nearest to the test cell's early cycles, re-anchored at its level "
+        "(settings chosen by leave-one-cell-out over the training cells); `empirical`, a "
+        "bounded fade law (power law or monotone double exponential, chosen on the training "
+        "cells).",
         "",
         "## Per cell",
         "",
@@ -227,7 +251,9 @@ def write_report(
         f"- data: {data}, `{s['data']}` (its SHA-256 is in `manifest.json`)",
         f"- protocol: {s['split']} over {len(s['cells'])} cells; N = "
         f"{s['known_cycles']}{every}; EOL at {eol}; error vs N at "
-        f"{', '.join(str(n) for n in s['known_curve'])}; {s['coverage']:.0%} intervals"
+        f"{', '.join(str(n) for n in s['known_curve'])}"
+        f"{f' ({rule})' if (rule := s.get('known_curve_rule')) else ''}; "
+        f"{s['coverage']:.0%} intervals"
         f"{'; quick run' if s['quick'] else ''}",
         f"- seed: {s['seed']}",
         "- `manifest.json` holds the command, the data hash, the seed, the protocol and the "

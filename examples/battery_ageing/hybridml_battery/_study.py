@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 import csv
+import functools
+import itertools
 import json
 import math
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hybridml import DataError, InvalidArgumentError, RunFolder
+from hybridml import DataError, InvalidArgumentError
 
-from ._data import Cell, CellData, check_eol_thresholds, load_cells
+from ._baselines import EmpiricalMethod, LinearMethod
+from ._data import Cell, CellData, load_cells
 from ._datasets import DATASETS, bundled_dataset
+from ._fleet import FleetMethod
 from ._methods import (
     ABLATIONS,
     METHODS,
-    EmpiricalMethod,
     HybridMethod,
     Method,
     NetSettings,
@@ -30,7 +34,6 @@ from ._methods import (
     Window,
 )
 from ._physics import (
-    REFERENCE_AH,
     REGEN_MIN_AH,
     REGEN_TAUS,
     FadeLibrary,
@@ -38,12 +41,18 @@ from ._physics import (
     default_cache_dir,
     fade_library,
 )
-from ._protocol import cell_folds, leave_out_short_cells
+from ._protocol import (
+    FoldJob,
+    cell_folds,
+    error_curve_grid,
+    fold_jobs,
+    leave_out_short_cells,
+    run_jobs,
+)
 
 __all__ = ["BENCHMARK_CELLS", "BatteryResult", "run_battery_ageing"]
 
 BENCHMARK_CELLS: tuple[str, ...] = DATASETS["nasa"].cells or ()
-N_CURVE = (20, 40, 60, 80)
 COVERAGE = 0.9
 # largest capacity regeneration step seen in the NASA data (README: 20-150 mAh): a
 # predicted rise up to this size is physical, a larger one is not
@@ -97,7 +106,15 @@ def _eol(cycles: np.ndarray, capacity: np.ndarray, threshold: float) -> float | 
     return float(cycles[hit[0]]) if hit.size else None
 
 
-def _make(name: str, library: FadeLibrary, nets: NetSettings, seed: int) -> Method:
+def _make(
+    name: str,
+    library: FadeLibrary,
+    nets: NetSettings,
+    seed: int,
+    memo: dict[Any, Any] | None = None,
+) -> Method:
+    """The method ``name``; ``memo`` is shared by the test cells of one fold (the baselines'
+    choices on the training cells are made once per fold)."""
     if name == "hybrid":
         return HybridMethod(library, nets, seed)
     if name == "nn":
@@ -106,7 +123,11 @@ def _make(name: str, library: FadeLibrary, nets: NetSettings, seed: int) -> Meth
         return PhysicsMethod(library)
     if name == "physics-fleet":
         return PhysicsMethod(library, fleet=True)
-    return EmpiricalMethod()
+    if name == "linear":
+        return LinearMethod(memo=memo)
+    if name == "fleet":
+        return FleetMethod(memo=memo)
+    return EmpiricalMethod(memo=memo)
 
 
 def _conformal_q(scores: list[float], coverage: float) -> float | None:
@@ -132,9 +153,8 @@ class _Fold:
     q: float | None = None
 
 
-def _checks(initial: float, scale: float = REFERENCE_AH) -> list[Any]:
-    """Physics-consistency checks of one cell's predictions (the regeneration tolerance
-    scales with the cell's capacity ``scale``, :func:`._physics.capacity_scale`)."""
+def _checks(initial: float) -> list[Any]:
+    """Physics-consistency checks of one cell's predictions."""
     from hybridml import Bounds, CustomCheck, Monotone
 
     def interval_ordered(data: Any, model: Any = None) -> Any:
@@ -145,14 +165,13 @@ def _checks(initial: float, scale: float = REFERENCE_AH) -> list[Any]:
             return np.zeros_like(mu)
         return np.maximum(lo - mu, 0.0) + np.maximum(mu - hi, 0.0)
 
-    tol = REGEN_TOL_AH * (scale / REFERENCE_AH)
     return [
         # capacity is positive and cannot exceed the cell's initial capacity by more than
         # the largest regeneration step
         Bounds(
             "capacity_ah_pred",
             lower=0.0,
-            upper=initial + tol,
+            upper=initial + REGEN_TOL_AH,
             name="capacity within (0, initial + regeneration]",
         ),
         # a cell does not gain capacity over cycles, except by a regeneration step
@@ -160,8 +179,8 @@ def _checks(initial: float, scale: float = REFERENCE_AH) -> list[Any]:
             "capacity_ah_pred",
             "cycle",
             direction="decreasing",
-            tolerance=tol,
-            name=f"capacity fades (rises <= {tol:g} Ah)",
+            tolerance=REGEN_TOL_AH,
+            name="capacity fades (rises <= 0.15 Ah)",
         ),
         CustomCheck(interval_ordered, name="interval contains the prediction"),
     ]
@@ -190,7 +209,6 @@ def run_battery_ageing(
     every: int = 1,
     eol_ah: float | None = None,
     eol_fraction: float | None = None,
-    capacity_unit: str | None = None,
     out: str | Path = "runs/battery-ageing",
     quick: bool = False,
     seed: int = 0,
@@ -199,6 +217,8 @@ def run_battery_ageing(
     folds: int | None = None,
     workers: int = 2,
     progress: bool = True,
+    jobs: int = 1,
+    executor: Executor | None = None,
 ) -> BatteryResult:
     """Predict capacity fade and end of life of each cell from its early cycles.
 
@@ -226,21 +246,28 @@ def run_battery_ageing(
         eol_ah: EOL capacity [A.h] (default 1.4 for the bundled NASA cells).
         eol_fraction: EOL as a fraction of each cell's initial capacity (mean of its first
             5 cycles); default 0.8 for your own data. Give at most one of the two.
-        capacity_unit: the unit of the file's capacities, ``"Ah"`` or ``"mAh"``
-            (converted); None: A.h, and a file implausible for A.h (median above 100) is
-            refused (see :func:`hybridml_battery.load_cells`).
         out: output folder.
         quick: a smaller PyBaMM sweep, smaller ensembles, no error-vs-N curve (for CI).
         seed: seed of the networks.
         cache_dir: where PyBaMM simulations are cached (default
             ``~/.cache/hybridml/pybamm-fade``, or ``$HYBRIDML_CACHE``).
-        known_curve: the values of N of the error-vs-N figure (default 20, 40, 60, 80 and
-            ``known_cycles``; only ``known_cycles`` with ``quick``).
+        known_curve: the values of N of the error-vs-N figure, with ``known_cycles``
+            always among them (default: 20, 40, 60, 80 for ``"nasa"``; otherwise fractions
+            :data:`hybridml_battery.CURVE_FRACTIONS` of the cells' median life, see
+            :func:`hybridml_battery.error_curve_grid`; only ``known_cycles`` with
+            ``quick``).
         folds: the number of folds over cells (:class:`hybridml.GroupKFold`, each fold's
             cells tested by models fitted on the other folds' cells); default: leave one
             cell out (:class:`hybridml.LeaveOneGroupOut`) up to 10 cells, 5 folds above.
         workers: processes for the PyBaMM sweep.
         progress: print progress lines to stderr.
+        jobs: run the folds (one job per fold and N) on a pool of this many processes
+            (:class:`concurrent.futures.ProcessPoolExecutor`); 1: in this process. The
+            results are the same as a serial run's (every fold is a pure function of its
+            cells, settings and seeds; each job runs torch on one thread).
+        executor: run the fold jobs on this :class:`concurrent.futures.Executor` instead
+            (e.g. a Dask client's ``client.get_executor()`` to scale out); ``jobs`` is then
+            ignored. The caller keeps it open and shuts it down.
 
     Returns:
         A :class:`BatteryResult`.
@@ -289,9 +316,7 @@ def run_battery_ageing(
     if not known_cycles > 0:
         raise DataError(f"known_cycles (--known-cycles) must be positive, got {known_cycles}.")
     assert data is not None
-    out = Path(out)
-    folder = RunFolder(out)  # a file or an unwritable place is refused now, before any work
-    cd = load_cells(data, cells=cells, capacity_unit=capacity_unit)
+    cd = load_cells(data, cells=cells)
     cd, left_out = leave_out_short_cells(cd, float(known_cycles))
     if len(cd.cells) < 2:
         raise DataError(
@@ -309,18 +334,17 @@ def run_battery_ageing(
         )
         for cid, c in cd.cells.items()
     }
-    how = f"--eol-ah {eol_ah:g}" if eol_ah is not None else f"--eol-fraction {eol_fraction:g}"
-    check_eol_thresholds(cd, thresholds, how)
-    if quick:
-        curve = [int(known_cycles)]
-    else:
-        curve = sorted({*(known_curve or N_CURVE), int(known_cycles)})
+    curve, curve_rule = error_curve_grid(
+        cd, int(known_cycles), known_curve, (dataset or "nasa") if bundled else None, quick
+    )
     log(
         f"data: {len(cd.cells)} cells from {cd.source}"
         f"{f' ({len(left_out)} left out: data end at or before N)' if left_out else ''}; "
         f"N={known_cycles}, every={every}; {protocol.split}"
     )
 
+    out = Path(out)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     design = SweepDesign.default(quick)
     log(
@@ -334,24 +358,21 @@ def run_battery_ageing(
     )
     nets = NetSettings.default(quick)
 
-    results: list[_Fold] = []
-    skipped: list[str] = []
     ids = list(cd.cells)
-    n_jobs = sum(1 for n in curve for _ in ids)
-    job = 0
-    for n_known in curve:
-        w = Window(float(n_known), int(every))
-        main = n_known == int(known_cycles)
-        for cid in ids:
-            job += 1
-            test = cd.cells[cid]
-            why = _window_problem(test, w)
-            if why is not None:
-                skipped.append(f"N={n_known}, cell {cid}: {why}")
-                continue
-            train = [cd.cells[k] for k in protocol.train_of[cid]]
-            log(f"[{job}/{n_jobs}] N={n_known} test cell {cid}")
-            results += _run_fold(test, train, w, thresholds[cid], library, nets, seed, main)
+    fold_list, skipped = fold_jobs(
+        cd, protocol, curve, int(every), int(known_cycles), thresholds, _window_problem
+    )
+    log(
+        f"{len(fold_list)} fold jobs (N in {curve}, {curve_rule}); "
+        + (f"on {executor!r}" if executor is not None else f"{max(int(jobs), 1)} process(es)")
+    )
+    run = functools.partial(_run_fold_job, library=library, nets=nets, seed=int(seed))
+    per_job = run_jobs(run, fold_list, processes=jobs, executor=executor, log=log)
+    # in the serial order (N, then cell), whatever order the jobs ran in
+    by_cell = {(f.known, f.cell): [] for f in itertools.chain.from_iterable(per_job)}
+    for f in itertools.chain.from_iterable(per_job):
+        by_cell[f.known, f.cell].append(f)
+    results = [f for n in curve for cid in ids for f in by_cell.get((n, cid), [])]
     # ------------------------------------------------------------------ outputs
     main_folds = [f for f in results if f.known == int(known_cycles)]
     consistency = _consistency(cd, main_folds)
@@ -400,31 +421,25 @@ def run_battery_ageing(
         },
         "regeneration": {
             "min_rise_ah": REGEN_MIN_AH,
-            "min_rise_scales_with": f"capacity_scale / {REFERENCE_AH:g} A.h",
-            "capacity_scale_ah": {cid: c.capacity_scale for cid, c in cd.cells.items()},
             "recovery_time_candidates_cycles": list(REGEN_TAUS),
             "chosen_by": "leave-one-cell-out prediction of the training cells after N",
         },
         "known_curve": curve,
+        "known_curve_rule": curve_rule,
+        "jobs": int(jobs) if executor is None else repr(executor),
     }
     metrics = {"settings": settings, **metrics, "error_vs_known": curve_rows}
-    # the run folder is written beside `out` and moved into place when complete: a killed
-    # run leaves the older folder (and one marked INCOMPLETE); no stale file survives
-    with folder:
-        assert folder.path is not None
-        tmp = folder.path
-        (tmp / "figures").mkdir()
-        _write_predictions(tmp / "predictions.csv", main_folds)
-        seconds = time.perf_counter() - t_start
-        metrics["settings"]["seconds"] = round(seconds, 1)
-        _write_json(tmp / "metrics.json", metrics)
-        _write_json(tmp / "consistency.json", consistency)
-        _write_json(tmp / "manifest.json", _manifest(settings, cd))
-        log("figures")
-        from ._report import write_figures, write_report
+    _write_predictions(out / "predictions.csv", main_folds)
+    seconds = time.perf_counter() - t_start
+    metrics["settings"]["seconds"] = round(seconds, 1)
+    _write_json(out / "metrics.json", metrics)
+    _write_json(out / "consistency.json", consistency)
+    _write_json(out / "manifest.json", _manifest(settings, cd))
+    log("figures")
+    from ._report import write_figures, write_report
 
-        figures = write_figures(tmp / "figures", cd, main_folds, thresholds, curve_rows, window)
-        write_report(tmp / "report.md", cd, metrics, consistency, figures, skipped)
+    figures = write_figures(out / "figures", cd, main_folds, thresholds, curve_rows, window)
+    write_report(out / "report.md", cd, metrics, consistency, figures, skipped)
     seconds = time.perf_counter() - t_start
     log(f"done in {seconds:.1f}s; outputs in {out}")
     return BatteryResult(out=out, metrics=metrics, consistency=consistency, seconds=seconds)
@@ -495,6 +510,29 @@ def _check_window(cd: CellData, cell: Cell, window: Window) -> None:
         )
 
 
+def _run_fold_job(
+    job: FoldJob, *, library: FadeLibrary, nets: NetSettings, seed: int
+) -> list[_Fold]:
+    """Every test cell of one fold at one N (a job of :func:`run_jobs`; runs in a worker
+    process with ``--jobs``). Torch runs on one thread here, as the command does (the
+    study trains many tiny networks: one thread is faster and the same in every process)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        window = Window(float(job.known_cycles), job.every)
+        train = [job.cells[k] for k in job.train_ids]
+        memo: dict[Any, Any] = {}  # the fold's choices on its training cells, shared
+        out: list[_Fold] = []
+        for cid in job.test_ids:
+            test, thr = job.cells[cid], job.thresholds[cid]
+            out += _run_fold(test, train, window, thr, library, nets, seed, job.main, memo)
+        return out
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _run_fold(
     test: Cell,
     train: list[Cell],
@@ -504,6 +542,7 @@ def _run_fold(
     nets: NetSettings,
     seed: int,
     main: bool,
+    memo: dict[Any, Any] | None = None,
 ) -> list[_Fold]:
     unknown = test.cycle > window.known_cycles
     cycles = test.cycle[unknown]
@@ -511,7 +550,7 @@ def _run_fold(
     grid = np.arange(math.floor(window.known_cycles) + 1, 3 * test.last_cycle + 1, dtype=float)
     out = []
     for name in (*METHODS, *ABLATIONS):
-        method = _make(name, library, nets, seed).fit(train, test, window)
+        method = _make(name, library, nets, seed, memo).fit(train, test, window)
         mean, scale = method.predict(cycles)
         g_mean, _ = method.predict(grid)
         known_eol = _eol(test.cycle[window.mask(test)], test.capacity[window.mask(test)], threshold)
@@ -519,7 +558,7 @@ def _run_fold(
         lower = upper = None
         q = None
         if scale is not None and main:
-            q = _calibrate(name, train, window, library, nets, seed, method)
+            q = _calibrate(name, train, window, library, nets, seed, method, memo)
             if q is not None:
                 lower, upper = mean - q * scale, mean + q * scale
         out.append(
@@ -546,26 +585,39 @@ def _calibrate(
     nets: NetSettings,
     seed: int,
     fitted: Method | None = None,
+    memo: dict[Any, Any] | None = None,
 ) -> float | None:
     """Conformal multiplier from an inner leave-one-cell-out over the training cells.
 
     The hybrid reuses the inner folds it ran to choose its share of the correction
-    (same training cells, seeds and settings), scored at the share it chose."""
-    scores: list[float] = []
+    (same training cells, seeds and settings), scored at the share it chose. A method that
+    chose settings on the training cells is refitted with those settings
+    (:meth:`Method.calibration_method`). The multiplier depends on the training cells and
+    the window only (never on the test cell), so it is computed once per fold (``memo``)."""
     if isinstance(fitted, HybridMethod) and fitted.inner_ is not None:
-        scores = fitted.inner_scores()
-        train = []
+        q = _conformal_q(fitted.inner_scores(), COVERAGE)
+        return q if q is not None else 1.645  # too few scores: a Gaussian 90 % multiplier
+    key = ("conformal_q", name, window, tuple(c.cell_id for c in train))
+    if memo is not None and key in memo:
+        return float(memo[key])
+    scores: list[float] = []
     for j, held in enumerate(train):
         if len(train) < 2 or _window_problem(held, window) is not None:
             continue
         rest = [c for i, c in enumerate(train) if i != j]
-        m = _make(name, library, nets, seed + 1000 * (j + 1)).fit(rest, held, window)
+        fresh = fitted.calibration_method() if fitted is not None else None
+        if fresh is None:
+            fresh = _make(name, library, nets, seed + 1000 * (j + 1))
+        m = fresh.fit(rest, held, window)
         unk = held.cycle > window.known_cycles
         mu, sd = m.predict(held.cycle[unk])
         assert sd is not None
         scores += list(np.abs(held.capacity[unk] - mu) / sd)
     q = _conformal_q(scores, COVERAGE)
-    return q if q is not None else 1.645  # too few scores: a Gaussian 90 % multiplier
+    q = q if q is not None else 1.645  # too few scores: a Gaussian 90 % multiplier
+    if memo is not None:
+        memo[key] = q
+    return q
 
 
 def _metrics(cd: CellData, folds: list[_Fold], thresholds: dict[str, float]) -> dict[str, Any]:
@@ -599,8 +651,14 @@ def _metrics(cd: CellData, folds: list[_Fold], thresholds: dict[str, float]) -> 
                 "rmse_ah": _mean([r["rmse_ah"] for r in rows]),
                 "eol_rel_error": _mean([r["eol_rel_error"] for r in rows]),
                 "coverage90": _mean([r["coverage90"] for r in rows]),
+                # every tested cell counts in the RMSE; the EOL error only where the
+                # cell's measured capacity reaches EOL
+                "n_cells": len(rows),
+                "n_cells_eol": sum(r["eol_rel_error"] is not None for r in rows),
             }
-    return {"cells": cells, **summary}
+    never = [c for c, per in cells.items() if all(v["eol_true"] is None for v in per.values())]
+    eol = {"n_cells": len(cells), "n_reach_eol": len(cells) - len(never), "never_reach_eol": never}
+    return {"cells": cells, **summary, "eol": eol}
 
 
 def _curve(cd: CellData, folds: list[_Fold], thresholds: dict[str, float]) -> list[dict[str, Any]]:
@@ -614,6 +672,8 @@ def _curve(cd: CellData, folds: list[_Fold], thresholds: dict[str, float]) -> li
                     "method": name,
                     "rmse_ah": v["rmse_ah"],
                     "eol_rel_error": v["eol_rel_error"],
+                    "n_cells": v["n_cells"],
+                    "n_cells_eol": v["n_cells_eol"],
                 }
             )
     return rows
@@ -632,7 +692,7 @@ def _consistency(cd: CellData, folds: list[_Fold]) -> dict[str, Any]:
             "capacity_ah_upper": f.upper if f.upper is not None else nan,
         }
         c = cd.cells[f.cell]
-        report = run_checks(_checks(c.initial_capacity, c.capacity_scale), data)
+        report = run_checks(_checks(c.initial_capacity), data)
         out["cells"].setdefault(f.cell, {})[f.method] = report.to_dict()
     for name in (*METHODS, *ABLATIONS):
         out["passed"][name] = all(

@@ -511,10 +511,14 @@ def test_quick_run_on_bundled_cells(tmp_path: Path) -> None:
     metrics = json.loads((out / "metrics.json").read_text())
     cells = ["B0005", "B0006", "B0007", "B0018"]
     assert sorted(metrics["cells"]) == cells
-    for method in ("hybrid", "nn", "physics", "empirical"):
+    methods = ("hybrid", "nn", "physics", "linear", "fleet", "empirical")
+    for method in methods:
         m = metrics["methods"][method]
-        assert set(m) == {"rmse_ah", "eol_rel_error", "coverage90"}
+        assert set(m) == {"rmse_ah", "eol_rel_error", "coverage90", "n_cells", "n_cells_eol"}
         assert math.isfinite(m["rmse_ah"]) and m["rmse_ah"] > 0
+        # every cell counts in the RMSE; B0007 never reaches 1.4 Ah, so not in the EOL error
+        assert (m["n_cells"], m["n_cells_eol"]) == (4, 3)
+    assert metrics["eol"] == {"n_cells": 4, "n_reach_eol": 3, "never_reach_eol": ["B0007"]}
     # sane, not a goal: the capacities span 1.2-2.0 Ah, so a prediction off by more than
     # 0.15 Ah on average would be useless; the hybrid is far better on these cells
     assert metrics["methods"]["hybrid"]["rmse_ah"] < 0.15
@@ -543,20 +547,23 @@ def test_quick_run_on_bundled_cells(tmp_path: Path) -> None:
         <= float(r["capacity_ah_upper"])
         for r in hyb
     )
-    assert all(r["capacity_ah_lower"] == "" for r in rows if r["method"] == "empirical")
+    assert all(r["capacity_ah_lower"] == "" for r in rows if r["method"] == "physics")
+    for method in ("linear", "fleet", "empirical"):  # the baselines have intervals too
+        assert 0.0 <= metrics["methods"][method]["coverage90"] <= 1.0
     # every cell's unknown cycles are predicted by every method and by the ablation
     # physics-fleet: 108+108+108+72 cycles each
-    assert {r["method"] for r in rows} == {"hybrid", "nn", "physics", "empirical", "physics-fleet"}
-    assert len(rows) == 5 * (3 * 108 + 72)
+    assert {r["method"] for r in rows} == {*methods, "physics-fleet"}
+    assert len(rows) == 7 * (3 * 108 + 72)
     # the ablation is reported apart from the methods
-    assert set(metrics["methods"]) == {"hybrid", "nn", "physics", "empirical"}
+    assert set(metrics["methods"]) == set(methods)
     assert set(metrics["ablations"]) == {"physics-fleet"}
     assert math.isfinite(metrics["ablations"]["physics-fleet"]["rmse_ah"])
 
     consistency = json.loads((out / "consistency.json").read_text())
     assert consistency["passed"]["hybrid"] is True
     report = (out / "report.md").read_text()
-    assert "dropped" in report and "| hybrid |" in report
+    assert "dropped" in report and "| hybrid |" in report and "| fleet |" in report
+    assert "3 reach EOL within their data, 1 never do (B0007)" in report
     # reproducible: the manifest (as `hybridml run` writes it) and the report name the
     # data, the protocol and the seed
     manifest = json.loads((out / "manifest.json").read_text())
