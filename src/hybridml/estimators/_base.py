@@ -191,12 +191,14 @@ class _RegressorTags:
     _estimator_type = "regressor"
 
     def __sklearn_tags__(self) -> Any:
-        from sklearn.utils import InputTags, RegressorTags, Tags, TargetTags
+        from sklearn.utils import InputTags, RegressorTags, Tags, TargetTags, TransformerTags
 
         return Tags(
             estimator_type="regressor",
             target_tags=TargetTags(required=True, multi_output=True, single_output=True),
-            transformer_tags=None,
+            # not a transformer: ``transform`` is a setting (the output transform), which
+            # scikit-learn's checks take for a method (they test hasattr(est, "transform"))
+            transformer_tags=TransformerTags(preserves_dtype=[]),
             classifier_tags=None,
             regressor_tags=RegressorTags(),
             input_tags=InputTags(allow_nan=False),

@@ -36,6 +36,7 @@ from ._base import (
     _ParamsMixin,
     _predict_array,
     _read,
+    _RegressorTags,
     _take,
     _targets,
     clone,
@@ -90,7 +91,7 @@ def _fit_member(estimator: Any, overrides: Mapping[str, Any], X: Any, y: Any) ->
         return False, (type(exc).__name__, f"{exc}{where}")
 
 
-class DeepEnsemble(_ParamsMixin):
+class DeepEnsemble(_ParamsMixin, _RegressorTags):
     """An ensemble of copies of an estimator, with conformal prediction intervals.
 
     Args:
@@ -300,6 +301,7 @@ class DeepEnsemble(_ParamsMixin):
         self.failures_ = failures
         self.calibration_index_ = cal_idx
         self.n_outputs_ = yy.shape[1]
+        self.n_features_in_ = data.X.shape[1]
         self.calibration_: Calibration | None = None
         if X_cal is not None and y_cal is not None:
             self.calibrate(X_cal, y_cal)

@@ -33,6 +33,7 @@ from ._base import (
     _ParamsMixin,
     _policy,
     _preflight,
+    _RegressorTags,
     _warn_idle,
 )
 from ._network import _assemble, _masked_stats
@@ -79,7 +80,7 @@ class Prediction:
         return pd.DataFrame({name: np.asarray(col) for name, col in self.data.items()})
 
 
-class HybridRegressor(_ParamsMixin, _ChecksPredictions):
+class HybridRegressor(_ParamsMixin, _RegressorTags, _ChecksPredictions):
     """A hybrid (physics + neural network) regressor in the scikit-learn convention.
 
     The network maps ``inputs`` to ``outputs``. It is fitted to the measurements and, at the
@@ -203,7 +204,9 @@ class HybridRegressor(_ParamsMixin, _ChecksPredictions):
         if data.X.shape[1] != self.n_features_in_:
             raise DataError(
                 f"{what}: X has {data.X.shape[1]} columns; the model was fitted on "
-                f"{self.n_features_in_} ({self.input_names_})."
+                f"{self.n_features_in_} ({self.input_names_}) (X has {data.X.shape[1]} "
+                f"features, but {type(self).__name__} is expecting {self.n_features_in_} "
+                "features as input)."
             )
         return data
 
