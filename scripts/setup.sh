@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up a virtual environment in .venv with hybridml, its simulator adapters, the example
-# plug-ins (the battery-ageing command) and the tools to test it. Safe to run again: it
-# reuses .venv and reinstalls only what changed.
+# plug-ins (the battery-ageing command), the tools to test it and to build the docs site.
+# Safe to run again: it reuses .venv and reinstalls only what changed.
 #
 # torch: constraints.txt pins the CPU build (torch==2.13.0), which this project's machines
 # have on disk; an unpinned torch would pull a CUDA build of several GB. On your own machine
@@ -23,5 +23,5 @@ for p in simulators/*/pyproject.toml examples/*/pyproject.toml; do
     plugins+=(-e "$(dirname "$p")")
 done
 echo "setup: installing hybridml, $(( ${#plugins[@]} / 2 )) plug-in(s) and test tools"
-"${pip[@]}" -e ".[dev,dask]" "${plugins[@]}" 2>&1 | { grep -v -e "is ignored: it is neither" || true; }
+"${pip[@]}" -e ".[dev,dask,docs]" "${plugins[@]}" 2>&1 | { grep -v -e "is ignored: it is neither" || true; }
 .venv/bin/python -c "import torch, hybridml; print(f'setup: done (hybridml {hybridml.__version__}, torch {torch.__version__})')"
