@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hybridml.study._config import ConfigError, load_config
+from hybridml import ConfigError, load_config
 
 GOOD = """\
 [study]
