@@ -420,6 +420,25 @@ class Dataset(Mapping[str, np.ndarray]):
         """
         return _io.load(cls, path)
 
+    @classmethod
+    def from_frame(cls, frame: Any, **options: Any) -> Dataset:
+        """A dataset of a pandas DataFrame's columns, by name (units in the names).
+
+        Takes the options of :meth:`from_csv` (``columns``, ``group``, ``coordinate``,
+        ``units``, ``measured_column``) and ``source`` (default ``"<DataFrame>"``); the same
+        validation and :class:`DataError` apply.
+        """
+        from ._frames import from_frame
+
+        return from_frame(cls, frame, **options)
+
+    def to_frame(self, *, measured_column: str | None = None) -> Any:
+        """The dataset as a pandas DataFrame: one column a column, a unit given by ``units=``
+        added to the name as ``"name [unit]"``; ``measured_column`` adds the mask."""
+        from ._frames import to_frame
+
+        return to_frame(self, measured_column=measured_column)
+
     def to_csv(self, path: str | os.PathLike[str], *, measured_column: str | None = None) -> None:
         """Write the dataset as a CSV file (header line, then one line a row).
 

@@ -4,6 +4,7 @@ consistency report, the split-conformal calibration, and the record of a failed 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,3 +108,25 @@ class EnsemblePrediction:
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         return self.mean if dtype is None else self.mean.astype(dtype)
+
+    def to_frame(self) -> Any:
+        """The mean, std, lower and upper end per output as a pandas DataFrame (columns
+        ``name``, ``std name``, ``lower name``, ``upper name``; needs pandas)."""
+        import pandas as pd
+
+        from ..data._frames import ensemble_columns
+
+        return pd.DataFrame(ensemble_columns(self))
+
+    def to_dataset(self) -> Any:
+        """The columns of :meth:`to_frame` as a :class:`~hybridml.Dataset`, with units."""
+        from ..data._frames import ensemble_columns, prediction_dataset
+        from ..data._validate import parse_unit
+
+        cols = ensemble_columns(self)
+        units = {k: self.units.get(k, "") or parse_unit(k) for k in cols}
+        return prediction_dataset(cols, units, None, "<ensemble prediction>")
+
+    def to_csv(self, path: str | os.PathLike[str]) -> None:
+        """Write :meth:`to_dataset` as a CSV file (atomically; floats read back exactly)."""
+        self.to_dataset().to_csv(path)

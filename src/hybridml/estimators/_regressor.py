@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..adapters._contract import ProvidesChecks, ProvidesConstraints, SimulatorAdapter
-from ..checks import Check, ConsistencyReport, Policy, run_checks
+from ..checks import Check, Policy, run_checks
 from ..data._input import InputData, as_inputs
 from ..exceptions import DataError, InvalidArgumentError, NotFittedError
 from ..losses._base import DataLoss, LossTerm
@@ -37,6 +36,7 @@ from ._base import (
     _warn_idle,
 )
 from ._network import _assemble, _masked_stats
+from ._prediction import Prediction
 
 if TYPE_CHECKING:
     from ..nn import OutputTransform
@@ -44,40 +44,6 @@ if TYPE_CHECKING:
     from ..training._balancing import Balancer
 
 __all__ = ["HybridRegressor", "Prediction"]
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """Predicted values with the physics-consistency report that was run on them.
-
-    ``np.asarray(prediction)`` gives the values, shape ``(n, n_outputs)``.
-
-    Attributes:
-        values: predicted outputs, shape ``(n, n_outputs)``.
-        columns: the output names.
-        report: the consistency report of the model's checks on this prediction.
-        data: the inputs and predicted outputs as named columns (what the checks saw).
-        units: column name -> unit (``""`` when none) of the inputs and outputs, as the
-            model was fitted (from a Dataset's units or the ``"Name [unit]"`` names).
-    """
-
-    values: np.ndarray
-    columns: tuple[str, ...]
-    report: ConsistencyReport
-    data: dict[str, np.ndarray]
-    units: Mapping[str, str] = field(default_factory=dict)
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        return self.values if dtype is None else self.values.astype(dtype)
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        return self.data[name]
-
-    def to_frame(self) -> Any:
-        """The inputs and predicted outputs as a pandas DataFrame (needs pandas)."""
-        import pandas as pd
-
-        return pd.DataFrame({name: np.asarray(col) for name, col in self.data.items()})
 
 
 class HybridRegressor(_ParamsMixin, _RegressorTags, _ChecksPredictions):
