@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..exceptions import DataError, did_you_mean
+from ..exceptions import DataError, InvalidArgumentError, InvalidTypeError, did_you_mean
 from . import _io
 from ._validate import (
     _label,
@@ -248,7 +248,9 @@ class Dataset(Mapping[str, np.ndarray]):
         """
         cols = [names] if isinstance(names, str) else list(names)
         if not cols:
-            raise ValueError("Dataset.array: names is empty; pass at least one column name.")
+            raise InvalidArgumentError(
+                "Dataset.array: names is empty; pass at least one column name."
+            )
         for name in cols:
             if name not in self._data:
                 raise _missing_column(name, self._data, self._source)
@@ -354,7 +356,9 @@ class Dataset(Mapping[str, np.ndarray]):
                 rows repeat a (group, coordinate) pair.
         """
         if not isinstance(other, Dataset):
-            raise TypeError(f"Dataset.concat: expected a Dataset, got {type(other).__name__}")
+            raise InvalidTypeError(
+                f"Dataset.concat: expected a Dataset, got {type(other).__name__}"
+            )
         check_concatenable(self, other)
         cols = {k: np.concatenate([v, other._data[k]]) for k, v in self._data.items()}
         mask = np.concatenate([self._measured, other._measured])

@@ -28,7 +28,13 @@ import torch
 from torch import nn
 
 from ..checks import ConsistencyReport, Policy
-from ..exceptions import EnsembleMemberWarning
+from ..exceptions import (
+    EnsembleMemberWarning,
+    InvalidArgumentError,
+    InvalidTypeError,
+    NotFittedError,
+    TrainingError,
+)
 from ._base import (
     _ChecksPredictions,
     _is_dataset,
@@ -150,22 +156,26 @@ class DeepEnsemble(_ParamsMixin, _RegressorTags):
     def _validate(self) -> None:
         n = self.n_members
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"DeepEnsemble: n_members must be a positive integer, got {n!r}.")
+            raise InvalidArgumentError(
+                f"DeepEnsemble: n_members must be a positive integer, got {n!r}."
+            )
         if not (isinstance(self.coverage, float | int) and 0.0 < float(self.coverage) < 1.0):
-            raise ValueError(f"DeepEnsemble: coverage must lie in (0, 1), got {self.coverage!r}.")
+            raise InvalidArgumentError(
+                f"DeepEnsemble: coverage must lie in (0, 1), got {self.coverage!r}."
+            )
         if self.calibration is not None and not 0.0 < float(self.calibration) < 1.0:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "DeepEnsemble: calibration is the fraction of rows held out, in (0, 1), or "
                 f"None; got {self.calibration!r}."
             )
         if self.member_params is not None and len(self.member_params) != n:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"DeepEnsemble: member_params has {len(self.member_params)} entries but "
                 f"n_members={n}; give one mapping per member."
             )
         for attr in ("fit", "predict", "get_params"):
             if not callable(getattr(self.estimator, attr, None)):
-                raise TypeError(
+                raise InvalidTypeError(
                     f"DeepEnsemble: estimator must have fit/predict/get_params; "
                     f"{type(self.estimator).__name__} has no {attr}()."
                 )
@@ -180,7 +190,7 @@ class DeepEnsemble(_ParamsMixin, _RegressorTags):
             perm = rng.permutation(n)
             n_cal = max(1, round(frac * n))
             if n_cal >= n:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"DeepEnsemble: holding out {n_cal} of {n} rows for calibration leaves none "
                     "to train on; lower calibration= or pass more data."
                 )
@@ -188,7 +198,7 @@ class DeepEnsemble(_ParamsMixin, _RegressorTags):
         labels = np.unique(np.asarray(groups))
         n_cal = max(1, round(frac * labels.size))
         if n_cal >= labels.size:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"DeepEnsemble: {labels.size} group(s); holding out {n_cal} for calibration "
                 "leaves none to train on. Pass calibration_data= or more groups."
             )
@@ -279,7 +289,7 @@ class DeepEnsemble(_ParamsMixin, _RegressorTags):
             else:
                 failures.append(MemberFailure(i, member_seed, value[0], value[1]))
         if not members:
-            raise RuntimeError(
+            raise TrainingError(
                 f"DeepEnsemble: all {self.n_members} members failed: "
                 + "; ".join(
                     f"member {f.index} (seed {f.seed}): {f.error}: {f.message}" for f in failures
@@ -333,7 +343,7 @@ class DeepEnsemble(_ParamsMixin, _RegressorTags):
     # ------------------------------------------------------------------ calibration
     def _check_fitted(self) -> None:
         if not hasattr(self, "members_"):
-            raise RuntimeError("this DeepEnsemble is not fitted yet; call fit(X, y) first.")
+            raise NotFittedError("this DeepEnsemble is not fitted yet; call fit(X, y) first.")
 
     def _scale_floor(self, std: np.ndarray) -> np.ndarray:
         # a floor on the std so that points where all members agree exactly still get a
@@ -352,7 +362,7 @@ class DeepEnsemble(_ParamsMixin, _RegressorTags):
         members = self._member_predictions(X)
         mean, std = members.mean(axis=0), members.std(axis=0)
         if yy.shape != mean.shape:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"DeepEnsemble.calibrate: targets have shape {yy.shape} but the ensemble "
                 f"predicts {mean.shape}."
             )
@@ -407,7 +417,7 @@ class DeepEnsemble(_ParamsMixin, _RegressorTags):
         cal = self.calibration_
         if cal is None:
             if coverage is not None:
-                raise ValueError(
+                raise InvalidArgumentError(
                     "DeepEnsemble.predict: coverage= needs a calibrated ensemble; fit with "
                     "calibration= or call calibrate(X_cal, y_cal)."
                 )

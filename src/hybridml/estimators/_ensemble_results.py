@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..checks import ConsistencyReport
+from ..exceptions import InvalidArgumentError
 
 __all__ = ["Calibration", "EnsemblePrediction", "MemberFailure"]
 
@@ -67,7 +68,7 @@ def _conformal_quantile(sorted_scores: np.ndarray, coverage: float) -> float:
     k = math.ceil((n + 1) * coverage)
     if k > n:
         need = math.ceil(coverage / (1.0 - coverage))
-        raise ValueError(
+        raise InvalidArgumentError(
             f"DeepEnsemble: {n} calibration point(s) cannot certify a coverage of {coverage}; "
             f"split conformal needs at least {need}. Hold out more points (calibration=) or "
             "ask for a lower coverage."
