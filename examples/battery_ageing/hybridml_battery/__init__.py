@@ -66,8 +66,13 @@ _EXPORTS = {
     "identify": "_physics",
     "with_onsets": "_physics",
     # protocol
+    "CURVE_FRACTIONS": "_protocol",
     "CellFolds": "_protocol",
+    "FoldJob": "_protocol",
     "cell_folds": "_protocol",
+    "error_curve_grid": "_protocol",
+    "fold_jobs": "_protocol",
+    "run_jobs": "_protocol",
     "leave_out_short_cells": "_protocol",
 }
 
@@ -121,5 +126,14 @@ if TYPE_CHECKING:  # pragma: no cover
         identify,
         with_onsets,
     )
-    from ._protocol import CellFolds, cell_folds, leave_out_short_cells
+    from ._protocol import (
+        CURVE_FRACTIONS,
+        CellFolds,
+        FoldJob,
+        cell_folds,
+        error_curve_grid,
+        fold_jobs,
+        leave_out_short_cells,
+        run_jobs,
+    )
     from ._study import BENCHMARK_CELLS, BatteryResult, run_battery_ageing

@@ -369,9 +369,9 @@ def run_battery_ageing(
     run = functools.partial(_run_fold_job, library=library, nets=nets, seed=int(seed))
     per_job = run_jobs(run, fold_list, processes=jobs, executor=executor, log=log)
     # in the serial order (N, then cell), whatever order the jobs ran in
-    by_cell = {(f.known, f.cell): [] for f in itertools.chain.from_iterable(per_job)}
+    by_cell: dict[tuple[int, str], list[_Fold]] = {}
     for f in itertools.chain.from_iterable(per_job):
-        by_cell[f.known, f.cell].append(f)
+        by_cell.setdefault((f.known, f.cell), []).append(f)
     results = [f for n in curve for cid in ids for f in by_cell.get((n, cid), [])]
     # ------------------------------------------------------------------ outputs
     main_folds = [f for f in results if f.known == int(known_cycles)]
