@@ -18,13 +18,14 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from ..exceptions import InvalidArgumentError, NotFittedError
 from ..losses._base import LossTerm
 from ..nn._batched import BatchedMLP
 from ..training import BFGS, LBFGS, Adam, Phase, Trainer
 from ._base import _ParamsMixin, _read
+from ._batched_terms import _MemberLoss, _Scaled, _WeightDecay
 from ._conformal import (
     ConformalCalibration,
     TooFewScoresError,
@@ -35,63 +36,6 @@ from ._conformal import (
 from ._ensemble_results import Calibration, EnsemblePrediction
 
 __all__ = ["BatchedEnsemble"]
-
-
-class _Scaled(nn.Module):
-    """``shift + scale * net(x)`` per output: the members learn standardised targets."""
-
-    shift: Tensor
-    scale: Tensor
-
-    def __init__(self, net: BatchedMLP, shift: Tensor, scale: Tensor) -> None:
-        super().__init__()
-        self.net = net
-        self.register_buffer("shift", shift)
-        self.register_buffer("scale", scale)
-
-    def forward(self, x: Tensor) -> Tensor:
-        out: Tensor = self.shift + self.scale * self.net(x)
-        return out
-
-
-class _MemberLoss(LossTerm):
-    """Sum over members of each member's weighted mean squared error.
-
-    Member ``m``'s term is ``DataLoss(x, y, weights=w[m])``'s: its weights scaled to mean 1,
-    squared errors of measured targets weighted and divided by the number of measured
-    targets. The members' terms are summed, so each member's gradient is its own.
-    """
-
-    x: Tensor
-    y: Tensor
-    mask: Tensor
-    w: Tensor
-
-    def __init__(self, x: Tensor, y: Tensor, w: Tensor) -> None:
-        super().__init__()
-        measured = ~torch.isnan(y)
-        self.register_buffer("x", x)
-        self.register_buffer("y", torch.where(measured, y, torch.zeros_like(y)))
-        self.register_buffer("mask", measured.to(x.dtype))
-        self.register_buffer("w", (w / w.mean(dim=1, keepdim=True))[..., None])
-
-    def forward(self, model: nn.Module) -> Tensor:
-        sq = (model(self.x) - self.y) ** 2 * self.mask * self.w
-        return sq.sum() / self.mask.sum()
-
-
-class _WeightDecay(LossTerm):
-    """``rate`` times the sum of the squared weights (not biases) of every member."""
-
-    def __init__(self, rate: float) -> None:
-        super().__init__()
-        self.rate = rate
-
-    def forward(self, model: nn.Module) -> Tensor:
-        net = model.net if isinstance(model, _Scaled) else model
-        assert isinstance(net, BatchedMLP)
-        total: Tensor = sum((w**2).sum() for w in net.weights)
-        return self.rate * total
 
 
 _DEFAULT_PHASES = (Adam(2000, lr=1e-3),)
