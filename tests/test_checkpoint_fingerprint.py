@@ -14,7 +14,6 @@ import torch
 from torch import Tensor, nn
 
 import hybridml as hm
-from hybridml.training import _checkpoint
 
 
 def make_net(seed: int = 0, width: int = 8) -> nn.Module:
@@ -176,21 +175,6 @@ def test_a_physical_parameters_value_is_not_part_of_the_fingerprint(tmp_path: Pa
     assert float(again.k) == float(first.k)
 
 
-def test_the_fingerprint_is_computed_once_per_fit(tmp_path: Path, monkeypatch):
-    calls = []
-    original = _checkpoint.fingerprint
-
-    def counting(engine):
-        calls.append(1)
-        return original(engine)
-
-    monkeypatch.setattr(_checkpoint, "fingerprint", counting)
-    trainer(tmp_path / "ckpt.pt", checkpoint_every=1).fit(make_net(), losses())
-    assert len(calls) == 1  # 40 steps, a checkpoint after each: the data hashed once
-    trainer(None).fit(make_net(), losses())
-    assert len(calls) == 1  # without a checkpoint nothing is hashed
-
-
 def test_a_checkpoint_without_fingerprint_resumes_with_a_warning(tmp_path: Path):
     path = tmp_path / "old.pt"
     interrupted(path)
@@ -260,13 +244,6 @@ def test_ensemble_members_get_their_own_checkpoints_and_differ(tmp_path: Path):
     np.testing.assert_array_equal(again.fit(x, y).predict(x).members, pred.members)
     # the template itself is untouched (scikit-learn convention)
     assert ens.estimator.checkpoint == str(path)
-
-
-def test_a_member_checkpoint_path_keeps_the_folder_and_suffix():
-    from hybridml.estimators._ensemble import _member_checkpoint
-
-    assert _member_checkpoint("runs/fit.pt", 2) == str(Path("runs/fit.member2.pt"))
-    assert _member_checkpoint(Path("ckpt"), 0) == "ckpt.member0"
 
 
 def test_cross_validation_folds_and_active_learning_rounds_get_their_own_checkpoints(
