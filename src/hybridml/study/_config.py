@@ -78,6 +78,12 @@ class _Reader:
                 if want_key and key is not None and in_section:
                     if re.match(rf"^\s*\"?{re.escape(key)}\"?\s*=", line):
                         return i
+            if want_key and key is not None:  # the key is itself a [table] or [[table]]
+                full = ".".join(p for p in (self.section, key) if p)
+                for i, line in enumerate(lines, start=1):
+                    m = header.match(line)
+                    if m and (m.group(1) == full or m.group(1).startswith(full + ".")):
+                        return i
         return None
 
     def error(self, key: str | None, msg: str) -> ConfigError:
@@ -380,6 +386,13 @@ def _check_combinations(
         for other in ("ensemble", "cross_validation"):
             if other in opt:
                 raise refuse("finetune", f"cannot be combined with [{other}]; leave one out.")
+    for other in ("ensemble", "cross_validation"):
+        if "synthetic" in opt and other in opt:
+            raise refuse(
+                "synthetic",
+                f"cannot be combined with [{other}]: simulated rows would be held out for "
+                "calibration or testing as if measured; leave one of them out.",
+            )
     if "synthetic" in opt and opt["synthetic"].path is None and simulator is None:
         raise refuse("synthetic", "needs a [simulator] that produces data, or a path.")
     ens = opt.get("ensemble")

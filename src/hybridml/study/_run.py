@@ -2,8 +2,9 @@
 
 The run folder holds: ``config.toml`` (the configuration as given), ``manifest.json``
 (hashes of the input data, the seed, package versions, the command), ``metrics.json``,
-``predictions.csv``, ``checkpoint.pt`` (the fitted model's model file), ``consistency.json``
-and ``figures/*.png``. It is written as a whole (:class:`RunFolder`): a run that fails or
+``predictions.csv`` (with an ensemble's interval columns), ``checkpoint.pt`` (the fitted
+model's model file), ``consistency.json``, ``cv.json`` (with ``[cross_validation]``) and
+``figures/*.png``. It is written as a whole (:class:`RunFolder`): a run that fails or
 is killed leaves the previous run folder as it was.
 """
 
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import ConfigError, HybridMLError, UnknownSimulatorError, did_you_mean
-from ._config import StudyConfig, config_error, load_config, parse_checks
+from ._config import StudyConfig, config_error, load_config
 from ._folder import RunFolder
 
 __all__ = ["load_data", "run_manifest", "run_study", "sha256_file"]
@@ -211,87 +212,159 @@ def run_study(config_path: str | Path, out: str | Path | None = None) -> Path:
     """Run the study in ``config_path`` and return its run folder.
 
     The folder is ``out`` if given, else ``runs/<study name>`` beside the config file.
+    What the config asks for is built with the Python API (``docs/config.md``): the
+    estimator (a :class:`~hybridml.HybridRegressor`, or a
+    :class:`~hybridml.DeepEnsemble`/:class:`~hybridml.BatchedEnsemble` of them), its
+    phases, output transforms, early stopping, simulated rows (mixed in, or for
+    pre-training and fine-tuning) and cross-validation; their results go into the run
+    folder (``metrics.json``, ``cv.json``, interval columns in ``predictions.csv``).
     """
-    from torch import nn
-
-    from ..estimators._regressor import HybridRegressor
+    from ._build import check_calibration, estimator
 
     cfg = load_config(config_path)
     adapters = _build_adapters(cfg)  # a mistake in [simulator] is reported before any work
+    est = estimator(cfg, adapters)  # so is one in [[phases]] or [[checks]]
     destination = Path(out) if out is not None else cfg.path.parent / "runs" / cfg.name
     folder = RunFolder(destination)  # refuses a file or an unwritable place before any work
     train = load_data(cfg.data.path, cfg)
     test = load_data(cfg.data.test_path, cfg) if cfg.data.test_path is not None else None
-    activation: type[nn.Module] = {
-        "tanh": nn.Tanh,
-        "silu": nn.SiLU,
-        "gelu": nn.GELU,
-        "relu": nn.ReLU,
-        "softplus": nn.Softplus,
-    }[cfg.model.activation]
-    weights: Any = cfg.training.weights or None
-    if cfg.training.balancer == "lr-annealing":
-        from ..training._balancing import LRAnnealing
-
-        weights = LRAnnealing()
-    elif cfg.training.balancer == "relobralo":
-        from ..training._balancing import ReLoBRaLo
-
-        weights = ReLoBRaLo()
-    est = HybridRegressor(
-        inputs=cfg.data.inputs,
-        outputs=cfg.data.outputs,
-        hidden=tuple(cfg.model.hidden),
-        activation=activation,
-        adapters=adapters,
-        weights=weights,
-        checks=parse_checks(cfg.checks, source=str(cfg.path)),
-        check_policy=cfg.check_policy,
-        adam_steps=cfg.training.adam_steps,
-        lr=cfg.training.lr,
-        lbfgs_steps=cfg.training.lbfgs_steps,
-        seed=cfg.seed,
-    )
+    check_calibration(cfg, train)
     with folder:
-        _fit_and_write(est, cfg, train, test, folder)
+        _fit_and_write(est, cfg, train, test, folder, adapters)
     return destination
 
 
-def _fit_and_write(est: Any, cfg: StudyConfig, train: Any, test: Any, run: RunFolder) -> None:
+def _fit(est: Any, cfg: StudyConfig, train: Any, adapters: list[Any]) -> dict[str, Any]:
+    """Fit ``est`` as the config says; what the fit adds to ``metrics.json``."""
+    from . import _build
+
+    def load(path: Path) -> Any:
+        return load_data(path, cfg)
+
+    info: dict[str, Any] = {}
+    if cfg.finetune is not None:
+        synthetic = _build.synthetic_data(cfg, adapters, load)
+        result = _build.finetune(est, cfg, train, synthetic)
+        info["finetune"] = {
+            "n_simulated_rows": int(sum(len(s["__measured"]) for s in synthetic)),
+            "frozen": result.frozen,
+            "final_loss": [
+                {k: v[-1] for k, v in h.to_dict()["terms"].items()}
+                for h in result.finetune_histories
+            ],
+        }
+    elif cfg.synthetic is not None:
+        synthetic = _build.synthetic_data(cfg, adapters, load)
+        data = _build.combined(cfg, train, synthetic)
+        info["synthetic"] = {"n_simulated_rows": int((~data.measured).sum())}
+        est.fit(data)
+    elif cfg.early_stopping is not None:
+        fit_rows, val_rows = _build.validation_split(cfg, train, load)
+        est.fit(fit_rows, validation=(val_rows, None))
+        info["early_stopping"] = {
+            "n_fit": fit_rows.n_rows,
+            "n_validation": val_rows.n_rows,
+            "events": [str(e) for e in est.history_.events],
+        }
+    else:
+        est.fit(train)
+    return info
+
+
+def _fit_and_write(
+    est: Any, cfg: StudyConfig, train: Any, test: Any, run: RunFolder, adapters: list[Any]
+) -> None:
+    from ..checks import ConsistencyReport
+    from ._build import cross_validation
+
     run_dir = run / "."
     (run_dir / "figures").mkdir()
     shutil.copyfile(cfg.path, run_dir / "config.toml")
+    metrics: dict[str, Any] = {"study": cfg.name, "seed": cfg.seed}
+    if cfg.cross_validation is not None:
+        cv = cross_validation(est, cfg, train)
+        run.write_json("cv.json", cv.to_dict())
+        metrics["cross_validation"] = cv.summary()
     t0 = time.perf_counter()
-    est.fit(train)
-    fit_s = time.perf_counter() - t0
-
-    metrics: dict[str, Any] = {"study": cfg.name, "seed": cfg.seed, "fit_seconds": fit_s}
+    metrics.update(_fit(est, cfg, train, adapters))
+    metrics["fit_seconds"] = time.perf_counter() - t0
     metrics["train"] = _errors(est, train, cfg)
     if test is not None:
         metrics["test"] = _errors(est, test, cfg)
-    metrics["final_loss"] = {k: v[-1] for k, v in est.history_.to_dict()["terms"].items()}
+    metrics["final_loss"] = {k: v[-1] for k, v in _history(est).to_dict()["terms"].items()}
+    if cfg.ensemble is not None:
+        metrics["ensemble"] = _ensemble_metrics(est, cfg, test)
 
     x_train = train.array(cfg.data.inputs)
     grid = _grid(cfg, x_train)
     pred = est.predict(grid)
-    _write_csv(run_dir / "predictions.csv", pred.data)
-    pred.report.to_json(run_dir / "consistency.json")
-    metrics["consistency_passed"] = pred.report.passed
+    columns = _prediction_columns(cfg, grid, pred)
+    _write_csv(run_dir / "predictions.csv", columns)
+    report = pred.report if pred.report is not None else ConsistencyReport(())
+    report.to_json(run_dir / "consistency.json")
+    metrics["consistency_passed"] = report.passed
     run.write_json("metrics.json", metrics)
-    est.save(run_dir / "checkpoint.pt")  # a model file: HybridRegressor.load reads it
+    if hasattr(est, "save"):  # a BatchedEnsemble has no model file
+        est.save(run_dir / "checkpoint.pt")  # a model file: HybridRegressor.load reads it
     inputs: dict[str, str | Path] = {"data": cfg.data.path}
     if cfg.data.test_path is not None:
         inputs["test_data"] = cfg.data.test_path
     run.write_json(
         "manifest.json", run_manifest(seed=cfg.seed, inputs=inputs, config=str(cfg.path))
     )
-    _figures(run_dir / "figures", est, cfg, train, test, pred)
+    _figures(run_dir / "figures", _history(est), cfg, train, test, columns, report.passed)
+
+
+def _history(est: Any) -> Any:
+    """The training history (of a DeepEnsemble: its first member's)."""
+    return est.history_ if hasattr(est, "history_") else est.members_[0].history_
+
+
+def _prediction_columns(cfg: StudyConfig, grid: np.ndarray, pred: Any) -> dict[str, np.ndarray]:
+    """The inputs and predictions; for an ensemble the mean, ``lower``, ``upper``, ``std``."""
+    if hasattr(pred, "data"):
+        return dict(pred.data)
+    cols = {name: grid[:, i] for i, name in enumerate(cfg.data.inputs)}
+    for j, name in enumerate(cfg.data.outputs):
+        cols[name] = pred.mean[:, j]
+        cols[f"{name} lower"] = pred.lower[:, j]
+        cols[f"{name} upper"] = pred.upper[:, j]
+        cols[f"{name} std"] = pred.std[:, j]
+    return cols
+
+
+def _ensemble_metrics(est: Any, cfg: StudyConfig, test: Any) -> dict[str, Any]:
+    """The ensemble's calibration (multiplier, achieved coverage per output), failed
+    members and, with test data, the coverage its intervals achieve there."""
+    cal = est.calibration_
+    out: dict[str, Any] = {
+        "kind": cfg.ensemble.kind if cfg.ensemble is not None else None,
+        "members": len(getattr(est, "members_", getattr(est, "member_seeds_", []))),
+        "calibration": None
+        if cal is None
+        else {
+            "coverage": cal.coverage,
+            "n": cal.n,
+            "multiplier": dict(zip(cfg.data.outputs, cal.quantile.tolist(), strict=True)),
+            "achieved": dict(zip(cfg.data.outputs, cal.achieved.tolist(), strict=True)),
+        },
+        "failures": [f"{f.index}: {f.error}: {f.message}" for f in getattr(est, "failures_", [])],
+    }
+    measured = [n for n in cfg.data.outputs if test is not None and n in test]
+    if test is not None and measured:
+        out["test_coverage"] = est.coverage_score(test)
+    return out
 
 
 def _errors(est: Any, data: Any, cfg: StudyConfig) -> dict[str, float]:
     from ..checks import Policy
+    from ..estimators import BatchedEnsemble
 
-    pred = np.asarray(est.predict(data.array(cfg.data.inputs), policy=Policy.RECORD))
+    x = data.array(cfg.data.inputs)
+    raw = (
+        est.predict(x) if isinstance(est, BatchedEnsemble) else est.predict(x, policy=Policy.RECORD)
+    )
+    pred = np.asarray(raw)
     out: dict[str, float] = {}
     for j, name in enumerate(cfg.data.outputs):
         if name in data:
@@ -300,14 +373,22 @@ def _errors(est: Any, data: Any, cfg: StudyConfig) -> dict[str, float]:
     return out
 
 
-def _figures(folder: Path, est: Any, cfg: StudyConfig, train: Any, test: Any, pred: Any) -> None:
+def _figures(
+    folder: Path,
+    history: Any,
+    cfg: StudyConfig,
+    train: Any,
+    test: Any,
+    pred: dict[str, np.ndarray],
+    passed: bool,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    est.history_.plot(ax=ax)
+    history.plot(ax=ax)
     fig.tight_layout()
     fig.savefig(folder / "training.png", dpi=120)
     plt.close(fig)
@@ -317,7 +398,11 @@ def _figures(folder: Path, est: Any, cfg: StudyConfig, train: Any, test: Any, pr
     order = np.argsort(pred[xname])
     for name in cfg.data.outputs:
         fig, ax = plt.subplots(figsize=(6, 4))
-        ax.plot(pred[xname][order], pred[name][order], label="hybrid prediction")
+        x = pred[xname][order]
+        ax.plot(x, pred[name][order], label="hybrid prediction")
+        if f"{name} lower" in pred:
+            lo, hi = pred[f"{name} lower"][order], pred[f"{name} upper"][order]
+            ax.fill_between(x, lo, hi, alpha=0.25, label="ensemble interval")
         if name in train:
             ax.plot(train[xname], train[name], "o", label="measurements (fit)")
         if test is not None and name in test:
@@ -325,7 +410,7 @@ def _figures(folder: Path, est: Any, cfg: StudyConfig, train: Any, test: Any, pr
         ax.set_xlabel(xname)
         ax.set_ylabel(name)
         ax.legend()
-        ax.set_title(f"{cfg.name}: consistency {'passed' if pred.report.passed else 'FAILED'}")
+        ax.set_title(f"{cfg.name}: consistency {'passed' if passed else 'FAILED'}")
         fig.tight_layout()
         safe = "".join(c if c.isalnum() else "_" for c in name).strip("_")
         fig.savefig(folder / f"fit_{safe}.png", dpi=120)
