@@ -31,7 +31,9 @@ outputs = ["x [m]"]
 
 
 def write(tmp_path: Path, text: str) -> Path:
-    rows = "\n".join(f"{t},{np.cos(t)!r},{i % 3}" for i, t in enumerate(np.linspace(0, 3, 12)))
+    rows = "\n".join(
+        f"{t},{float(np.cos(t))!r},{i % 3}" for i, t in enumerate(np.linspace(0, 3, 12))
+    )
     (tmp_path / "d.csv").write_text(f"t [s],x [m],cell\n{rows}\n", encoding="utf-8")
     p = tmp_path / "study.toml"
     p.write_text(text, encoding="utf-8")
@@ -335,3 +337,75 @@ def test_calibrating_an_unmeasured_output_is_refused_before_any_work(tmp_path: P
     with pytest.raises(ConfigError, match=r"key `ensemble.calibration`.*'v \[m/s\]'"):
         run_study(config, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def _example(tmp_path: Path, extra: str, *, drop_training: bool = False) -> Path:
+    from hybridml.study._example import write_example
+
+    config = write_example(tmp_path / "inputs", quick=True)
+    text = config.read_text(encoding="utf-8")
+    text = re.sub(r"adam_steps = \d+", "adam_steps = 10", text)  # fast: a few steps only
+    text = re.sub(r"lbfgs_steps = \d+", "lbfgs_steps = 2", text)
+    text = text.replace('check_policy = "warn"', 'check_policy = "record"')
+    if drop_training:
+        text = re.sub(r"adam_steps = \d+\n|lbfgs_steps = \d+\n", "", text)
+    config.write_text(text + "\n" + extra, encoding="utf-8")
+    return config
+
+
+@pytest.mark.parametrize(
+    ("extra", "drop", "key"),
+    [
+        (
+            "[synthetic]\nparams = [{ k = 4.0 }, { k = 4.5 }]\nevery = 5\n"
+            "[finetune]\nfreeze = 2\nunfreeze = [1]\nadam_steps = 5\n",
+            False,
+            "finetune",
+        ),
+        ("[synthetic]\nweight = 0.1\nevery = 5\n", False, "synthetic"),
+        (
+            "[early_stopping]\npatience = 2\nevery = 2\nfraction = 0.25\n"
+            '[[transforms]]\noutput = "x [m]"\ntype = "bounded"\nlower = -1.05\nupper = 1.05\n'
+            '[[phases]]\ntype = "adam"\nsteps = 10\n[[phases]]\ntype = "bfgs"\nsteps = 2\n',
+            True,
+            "early_stopping",
+        ),
+    ],
+    ids=["finetune", "synthetic-weight", "early-stopping-transforms-phases"],
+)
+def test_run_simulated_rows_finetuning_and_early_stopping(
+    tmp_path: Path, extra: str, drop: bool, key: str
+) -> None:
+    from hybridml.study import run_study
+
+    run = run_study(_example(tmp_path, extra, drop_training=drop), tmp_path / "run")
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    assert key in metrics
+    if key == "finetune":  # two stages: 2 layers frozen, then the last of them thawed
+        assert [len(f) for f in metrics["finetune"]["frozen"]] == [2, 1]
+    if key == "early_stopping":  # 12 rows: 3 held out for validation
+        assert (metrics["early_stopping"]["n_fit"], metrics["early_stopping"]["n_validation"]) == (
+            9,
+            3,
+        )
+        head, *rows = (run / "predictions.csv").read_text(encoding="utf-8").splitlines()
+        x = np.array([float(r.split(",")[head.split(",").index("x [m]")]) for r in rows])
+        assert np.all(np.abs(x) <= 1.05)  # the bounded transform holds by construction
+    assert np.isfinite(metrics["train"]["rmse x [m]"])
+
+
+def test_run_batched_ensemble_on_data_only(tmp_path: Path) -> None:
+    from hybridml.study import run_study
+
+    text = (
+        BASE
+        + '[training]\nadam_steps = 30\n[ensemble]\nkind = "batched"\nmembers = 3\n'
+        + "calibration = 0.25\ncoverage = 0.5\n"
+    )
+    run = run_study(write(tmp_path, text), tmp_path / "run")
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    cal = metrics["ensemble"]["calibration"]
+    # 12 rows, a quarter held out: 3 calibration points; split conformal's achieved
+    # coverage on them is at least the requested 0.5 by construction
+    assert cal["n"] == 3 and cal["achieved"]["x [m]"] >= 0.5
+    assert not (run / "checkpoint.pt").exists()  # a BatchedEnsemble has no model file

@@ -204,12 +204,15 @@ def synthetic_data(cfg: StudyConfig, adapters: list[Any], load: Any) -> list[Any
 
 
 def combined(cfg: StudyConfig, train: Any, synthetic: list[dict[str, Any]]) -> Any:
-    """A Dataset of the study's columns: the measured rows, then the simulated ones."""
+    """A Dataset of the study's columns: the measured rows (none when ``train`` is None),
+    then the simulated ones. A column some rows lack (NaN) is left out: the estimator
+    then treats that output as not measured in any row."""
     from ..data import Dataset
 
-    parts = [_columns(cfg, train, True), *synthetic]
+    parts = ([] if train is None else [_columns(cfg, train, True)]) + synthetic
     cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     measured = cols.pop("__measured").astype(bool)
+    cols = {k: v for k, v in cols.items() if k in cfg.data.inputs or np.isfinite(v).all()}
     return Dataset(cols, measured=measured, source=f"{cfg.data.path} + simulated rows")
 
 
@@ -223,7 +226,7 @@ def finetune(est: Any, cfg: StudyConfig, train: Any, synthetic: list[dict[str, A
 
     ft = cfg.finetune
     assert ft is not None
-    sim = combined(cfg, train.select(np.arange(0)), synthetic)
+    sim = combined(cfg, None, synthetic)
     est.set_params(synthetic_weight=1.0).fit(sim)  # pre-training: the simulated rows alone
     meas = as_inputs(train, inputs=cfg.data.inputs, outputs=cfg.data.outputs, require_y=True)
     losses = dict(est.losses_)

@@ -324,8 +324,9 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         "synthetic",
         "Simulated rows from the `[simulator]` adapter (it must produce data) or a file, "
-        "marked as not measured. They are mixed into the training data with `weight`, or, "
-        "with `[finetune]`, used for pre-training.",
+        "marked as not measured. They are mixed into the training data with `weight` (an "
+        "output that some rows lack is then left out of the data loss), or, with "
+        "`[finetune]`, used for pre-training. Not with `[ensemble]` or `[cross_validation]`.",
         (
             Key(
                 "params",
