@@ -55,7 +55,8 @@ def seeded_numpy(seed: int) -> Iterator[None]:
 
 
 def _seed_from(generator: torch.Generator) -> int:
-    return int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+    """A NumPy seed drawn from ``generator`` (on its own device: a CPU or a GPU one)."""
+    return int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device))
 
 
 @contextlib.contextmanager
@@ -151,21 +152,31 @@ def as_columns(value: Any, n: int, fn: Any, what: str, x_shape: tuple[int, ...])
 class Resampling(abc.ABC):
     """How :meth:`PDEResidual.resample` chooses new collocation points.
 
-    Implementations return the new points (``(m, d)`` float64 NumPy array) from the term's
-    sampler (``term.sample(n, generator)``: points distributed as in the initial draw), the
-    current points, and the term's residual (``term.residual_at(points)``, evaluated with the
-    model the term last saw, or ``None`` before the first evaluation).
+    Implementations return the new points, ``(m, d)``: a float64 tensor (on the term's
+    device, so that nothing goes back to the host inside the training loop) or a float64
+    NumPy array; from the term's sampler (``term.sample(n, generator)``: points
+    distributed as in the initial draw; DeepXDE's geometries draw them on the host), the
+    current points, and the term's residual (``term.residual_at(points)``, evaluated with
+    the model the term last saw, or ``None`` before the first evaluation). Random choices
+    draw from ``generator`` (on the device of the trainer: the term's, or the CPU).
     """
 
     @abc.abstractmethod
-    def __call__(self, term: PDEResidual, generator: torch.Generator) -> np.ndarray:
+    def __call__(self, term: PDEResidual, generator: torch.Generator) -> Tensor | np.ndarray:
         """Return the new collocation points."""
+
+
+def _candidates(term: PDEResidual, n: int, generator: torch.Generator) -> Tensor:
+    """``n`` fresh points from the term's sampler, as float64 on the term's device (one
+    host-to-device copy: DeepXDE's geometries sample with NumPy)."""
+    pts = term.sample(n, generator)
+    return torch.as_tensor(np.asarray(pts, dtype=np.float64), device=term.points.device)
 
 
 class UniformResampling(Resampling):
     """Fresh points drawn like the initial ones (uniform random in domain, boundary, start)."""
 
-    def __call__(self, term: PDEResidual, generator: torch.Generator) -> np.ndarray:
+    def __call__(self, term: PDEResidual, generator: torch.Generator) -> Tensor | np.ndarray:
         return term.sample(term.n_points, generator)
 
     def __repr__(self) -> str:
@@ -194,18 +205,20 @@ class RAD(Resampling):
             )
         self.k, self.c, self.candidates = float(k), float(c), candidates
 
-    def __call__(self, term: PDEResidual, generator: torch.Generator) -> np.ndarray:
+    def __call__(self, term: PDEResidual, generator: torch.Generator) -> Tensor:
         n = term.n_points
-        cand = term.sample(n * self.candidates, generator)
+        cand = _candidates(term, n * self.candidates, generator)
         r = term.residual_at(cand)
         if r is None:
             return cand[:n]
         e = r.abs().pow(self.k).sum(dim=1).to(torch.float64)
         p = e / e.mean().clamp_min(torch.finfo(torch.float64).tiny) + self.c
-        if not bool(torch.isfinite(p).all()) or float(p.sum()) <= 0:
+        if not bool(torch.isfinite(p).all() & (p.sum() > 0)):  # one scalar to the host
             return cand[:n]
-        idx = torch.multinomial(p, n, replacement=False, generator=generator)
-        return cand[idx.numpy()]
+        # the draw happens where the generator is (the term's device when the trainer
+        # has one); the chosen points never leave the device
+        idx = torch.multinomial(p.to(generator.device), n, replacement=False, generator=generator)
+        return cand[idx.to(cand.device)]
 
     def __repr__(self) -> str:
         return f"RAD(k={self.k}, c={self.c}, candidates={self.candidates})"
@@ -233,18 +246,18 @@ class RAR(Resampling):
             )
         self.n_add, self.candidates, self.max_points = n_add, candidates, max_points
 
-    def __call__(self, term: PDEResidual, generator: torch.Generator) -> np.ndarray:
-        current = term.points.detach().cpu().numpy().astype(np.float64)
+    def __call__(self, term: PDEResidual, generator: torch.Generator) -> Tensor:
+        current = term.points.detach().to(torch.float64)
         limit = self.max_points if self.max_points is not None else 2 * term.n_initial
         room = min(self.n_add, limit - current.shape[0])
         if room <= 0:
             return current
-        cand = term.sample(self.candidates, generator)
+        cand = _candidates(term, self.candidates, generator)
         r = term.residual_at(cand)
         if r is None:
             return current
-        worst = torch.topk(r.abs().sum(dim=1), room).indices.numpy()
-        return np.vstack([current, cand[worst]])
+        worst = torch.topk(r.abs().sum(dim=1), room).indices
+        return torch.cat([current, cand[worst]], 0)
 
     def __repr__(self) -> str:
         return f"RAR(n_add={self.n_add}, candidates={self.candidates}, max={self.max_points})"
@@ -463,8 +476,10 @@ class PDEResidual(LossTerm):
         x = self.points.detach().clone().requires_grad_(True)
         return (self.residual(model, x, at_points=True) ** 2).mean()
 
-    def residual_at(self, points: np.ndarray) -> Tensor | None:
+    def residual_at(self, points: Tensor | np.ndarray) -> Tensor | None:
         """Residual (detached) of the model last evaluated, or None if there was none.
+
+        ``points`` (an array or a tensor) are evaluated on the term's device.
 
         Evaluated in chunks of ``_CHUNK`` points: each evaluation builds (and drops) an
         autograd graph, whose size for RAD's many candidates would otherwise set the
@@ -473,7 +488,7 @@ class PDEResidual(LossTerm):
         model = self._model_ref()
         if model is None:
             return None
-        x = torch.as_tensor(points, dtype=self.points.dtype)
+        x = torch.as_tensor(points, dtype=self.points.dtype, device=self.points.device)
         parts = [
             self.residual(model, x[i : i + _CHUNK].clone().requires_grad_(True)).detach()
             for i in range(0, x.shape[0], _CHUNK)

@@ -81,7 +81,10 @@ class BatchedEnsemble(_ParamsMixin):
             :class:`~hybridml.TooFewScoresError` instead.
         dtype: the members' dtype (``torch.float64`` for exact comparisons).
         seed: seeds the members, their bootstrap and the calibration split.
-        progress: show the trainer's progress bar (None: only on a terminal).
+        progress: show the trainer's progress bar (None: on a terminal or in a notebook).
+        device: where the batched members train and predict (``"auto"``, ``"cpu"``,
+            ``"cuda"``, ``"cuda:N"`` or a :class:`torch.device`); ``None``: the CPU, as
+            before (``"cpu"`` gives bitwise the same numbers).
 
     Attributes:
         model_: the trained :class:`~hybridml.BatchedMLP` (members' standardised outputs).
@@ -121,6 +124,7 @@ class BatchedEnsemble(_ParamsMixin):
         dtype: torch.dtype = torch.float32,
         seed: int = 0,
         progress: bool | None = None,
+        device: str | torch.device | None = None,
     ) -> None:
         self.inputs = inputs
         self.outputs = outputs
@@ -139,6 +143,7 @@ class BatchedEnsemble(_ParamsMixin):
         self.dtype = dtype
         self.seed = seed
         self.progress = progress
+        self.device = device
 
     # ------------------------------------------------------------------ validation
     def _validate(self) -> None:
@@ -262,7 +267,10 @@ class BatchedEnsemble(_ParamsMixin):
             TooFewScoresError: the calibration points (groups) cannot certify ``coverage``.
             NonFiniteLossError: the loss became non-finite (see :class:`~hybridml.Trainer`).
         """
+        from .._device import resolve_device
+
         self._validate()
+        device = resolve_device(self.device, what="BatchedEnsemble: device")
         data = _read(self, X, y, groups=groups, what="BatchedEnsemble.fit")
         assert data.y is not None
         n = data.n_rows
@@ -289,7 +297,7 @@ class BatchedEnsemble(_ParamsMixin):
         }
         if self.weight_decay:
             losses["weight_decay"] = _WeightDecay(float(self.weight_decay))
-        trainer = Trainer(tuple(self.phases), seed=self.seed, progress=self.progress)
+        trainer = Trainer(tuple(self.phases), seed=self.seed, progress=self.progress, device=device)
         self.history_ = trainer.fit(self._wrapped, losses)
         self.calibration_index_ = cal_idx
         self.calibration_: Calibration | None = None
@@ -347,8 +355,9 @@ class BatchedEnsemble(_ParamsMixin):
         """Every member's prediction at ``X``: shape ``(n_members, n, k)``."""
         self._check_fitted()
         x = self._inputs(X, "BatchedEnsemble.predict")
+        device = next(self._wrapped.parameters()).device  # where it was trained
         with torch.no_grad():
-            out = self._wrapped(torch.as_tensor(x, dtype=self.dtype))
+            out = self._wrapped(torch.as_tensor(x, dtype=self.dtype, device=device))
         return np.asarray(out.detach().cpu().numpy(), dtype=float)
 
     def _floor(self, std: np.ndarray) -> np.ndarray:

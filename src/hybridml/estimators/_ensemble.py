@@ -119,7 +119,11 @@ class DeepEnsemble(_ParamsMixin, _RegressorTags):
         executor: a ``concurrent.futures.Executor`` to train members on (serial if None);
             with processes or Dask the estimator and the data must pickle.
         seed: seeds the calibration split, the bootstrap resamples and the members.
-        progress: show a progress bar over members (None: only on a terminal).
+        progress: show a progress bar over members (None: on a terminal or in a notebook).
+        device: every member's ``device`` setting (see :class:`~hybridml.HybridRegressor`;
+            ``member_params`` may give one its own, e.g. ``{"device": "cuda:1"}``); None
+            keeps the estimator's. Checked before any member trains, unless there is an
+            executor: its workers resolve it (a CPU client may send ``"cuda"`` to GPU ones).
 
     Attributes:
         members_: the fitted members that succeeded.
@@ -141,6 +145,7 @@ class DeepEnsemble(_ParamsMixin, _RegressorTags):
         executor: Executor | None = None,
         seed: int = 0,
         progress: bool | None = None,
+        device: str | torch.device | None = None,
     ) -> None:
         self.estimator = estimator
         self.n_members = n_members
@@ -151,6 +156,7 @@ class DeepEnsemble(_ParamsMixin, _RegressorTags):
         self.executor = executor
         self.seed = seed
         self.progress = progress
+        self.device = device
 
     # ------------------------------------------------------------------ validation
     def _validate(self) -> None:
@@ -179,6 +185,10 @@ class DeepEnsemble(_ParamsMixin, _RegressorTags):
                     f"DeepEnsemble: estimator must have fit/predict/get_params; "
                     f"{type(self.estimator).__name__} has no {attr}()."
                 )
+        if self.device is not None:
+            from .._device import check_device_setting
+
+            check_device_setting(self.estimator, self.device, self.executor, "DeepEnsemble")
 
     # ------------------------------------------------------------------ fit
     def _split(
@@ -269,6 +279,8 @@ class DeepEnsemble(_ParamsMixin, _RegressorTags):
         for i in range(self.n_members):
             member_seed = int(self.seed) + i
             overrides: dict[str, Any] = {"seed": member_seed} if has_seed else {}
+            if self.device is not None:
+                overrides["device"] = self.device
             if checkpoint is not None:  # each member resumes its own fit, never another's
                 overrides["checkpoint"] = _member_checkpoint(checkpoint, i)
             if self.member_params is not None:

@@ -303,11 +303,13 @@ def clone_with_own_checkpoint(estimator: Any, tag: str) -> Any:
 
 
 def _fit_predict(
-    estimator: Any, X_train: Any, y_train: Any, X_test: Any, fold: int = 0
+    estimator: Any, X_train: Any, y_train: Any, X_test: Any, fold: int = 0, device: Any = None
 ) -> tuple[bool, Any]:
     """Fit a fresh copy and predict; runs in a worker. Errors become values."""
     try:
         est = clone_with_own_checkpoint(estimator, f"fold{fold}")
+        if device is not None:
+            est.set_params(device=device)
         est.fit(X_train, y_train)
         pred, raw = _predict_array(est, X_test)
         report = getattr(raw, "report", None)
@@ -329,6 +331,7 @@ def cross_validate(
     metrics: Mapping[str, Callable[[np.ndarray, np.ndarray], float]] | None = None,
     executor: Executor | None = None,
     raise_on_error: bool = True,
+    device: Any = None,
 ) -> CVResult:
     """Cross-validate ``estimator`` over groups (cells, experiments), never splitting a group.
 
@@ -351,6 +354,10 @@ def cross_validate(
             with a process pool or a Dask cluster the estimator and data must pickle.
         raise_on_error: if True (default) the first failing fold raises; if False, failures
             are recorded in the result (metrics NaN) and a warning names them.
+        device: the ``device`` setting of each fold's copy (``"auto"``, ``"cpu"``,
+            ``"cuda"``, ``"cuda:N"``, a :class:`torch.device`); ``None`` keeps the
+            estimator's. Checked here without an executor; with one, each fold resolves
+            it where it runs (a client without a GPU may send ``"cuda"`` to GPU workers).
 
     Returns:
         A :class:`CVResult` with per-fold metrics, out-of-fold predictions and a summary.
@@ -359,6 +366,10 @@ def cross_validate(
         ValueError: for missing groups, fewer groups than folds, or a splitter that yields
             an empty fold.
     """
+    if device is not None:
+        from .._device import check_device_setting
+
+        check_device_setting(estimator, device, executor, "cross_validate")
     data = _read(estimator, X, y, groups=groups, what="cross_validate")
     assert data.y is not None
     n, yy, groups = data.n_rows, data.y, data.groups
@@ -392,8 +403,9 @@ def cross_validate(
     labels = np.asarray(groups) if groups is not None else None
     y_arg = None if (y is None and (_is_dataset(X) or _is_frame(X))) else yy
 
-    def args(k: int, tr: np.ndarray, te: np.ndarray) -> tuple[Any, Any, Any, Any, int]:
-        return estimator, _take(X, tr), None if y_arg is None else y_arg[tr], _take(X, te), k
+    def args(k: int, tr: np.ndarray, te: np.ndarray) -> tuple[Any, Any, Any, Any, int, Any]:
+        y_tr = None if y_arg is None else y_arg[tr]
+        return estimator, _take(X, tr), y_tr, _take(X, te), k, device
 
     if executor is None:
         outcomes = [_fit_predict(*args(k, tr, te)) for k, (tr, te) in enumerate(splits)]

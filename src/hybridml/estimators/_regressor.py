@@ -92,13 +92,20 @@ class HybridRegressor(_ParamsMixin, _RegressorTags, _ChecksPredictions):
             over ``adam_steps``, ``lr``, ``quasi_newton_steps`` and ``quasi_newton``.
         early_stopping: early stopping on the validation data passed to ``fit``.
         seed: seeds the network's initialisation and the trainer (same seed, same numbers).
-        progress: show a progress bar (``None``: only on a terminal).
+        progress: show a progress bar (``None``: on a terminal or in a notebook).
         checkpoint: path of a checkpoint file; training resumes from it if it exists and
             was written by the same fit (same data, settings, architecture and seed: the
             checkpoint holds their fingerprint). A checkpoint of another fit raises
             :class:`~hybridml.exceptions.CheckpointMismatchError`; delete it or pass
             another path to start fresh. A :class:`~hybridml.DeepEnsemble` gives each
             member its own path.
+        device: where to train: ``"auto"`` (a CUDA GPU when one is available), ``"cpu"``,
+            ``"cuda"``, ``"cuda:N"`` or a :class:`torch.device`; ``None`` (the default)
+            trains on the CPU as before (``"cpu"`` gives bitwise the same numbers). The
+            fitted ``model_`` stays on that device and ``predict`` sends the inputs
+            there. A ``simulator`` must accept inputs on that device. Model files are
+            device-free: :meth:`save` writes CPU tensors, :meth:`load` reads them onto
+            the CPU, and the setting is not stored (a loaded model has ``device=None``).
 
     Attributes:
         model_: the fitted torch model.
@@ -133,6 +140,7 @@ class HybridRegressor(_ParamsMixin, _RegressorTags, _ChecksPredictions):
         seed: int = 0,
         progress: bool | None = None,
         checkpoint: str | None = None,
+        device: str | torch.device | None = None,
     ) -> None:
         self.inputs = inputs
         self.outputs = outputs
@@ -156,6 +164,7 @@ class HybridRegressor(_ParamsMixin, _RegressorTags, _ChecksPredictions):
         self.seed = seed
         self.progress = progress
         self.checkpoint = checkpoint
+        self.device = device
 
     # ------------------------------------------------------------------ data handling
     def _read(self, X: Any, y: Any, what: str) -> InputData:
@@ -260,7 +269,10 @@ class HybridRegressor(_ParamsMixin, _RegressorTags, _ChecksPredictions):
                 data, or an adapter loss term that does not fit the model's outputs.
             UnknownSimulatorError: an adapter name that is not installed.
             DataError: for inputs or targets it cannot read (see :func:`~hybridml.as_inputs`).
+            DeviceError: a ``device`` this machine cannot use (e.g. ``"cuda"`` without
+                CUDA), before any training.
         """
+        from .._device import resolve_device
         from ..training import Trainer
         from ..training._balancing import Balancer
         from ..training._phases import phases_from_settings
@@ -275,6 +287,7 @@ class HybridRegressor(_ParamsMixin, _RegressorTags, _ChecksPredictions):
             quasi_newton=self.quasi_newton,
         )
         self.adapters_ = _checked_regressor_settings(self, validation, "HybridRegressor.fit")
+        device = resolve_device(self.device, what="HybridRegressor: device")
         data = self._read(X, y, "HybridRegressor.fit")
         x, yy = data.X, data.y
         assert yy is not None
@@ -297,6 +310,7 @@ class HybridRegressor(_ParamsMixin, _RegressorTags, _ChecksPredictions):
             checkpoint=self.checkpoint,
             seed=self.seed,
             progress=self.progress,
+            device=device,
         )
         resume = self.checkpoint is not None and os.path.exists(self.checkpoint)
         self.history_: History = trainer.fit(model, losses, val_losses=val_losses, resume=resume)
@@ -347,8 +361,10 @@ class HybridRegressor(_ParamsMixin, _RegressorTags, _ChecksPredictions):
         x = self._read_inputs(X, "HybridRegressor.predict").X
         param = next(iter(self.model_.parameters()), None)
         dtype = param.dtype if param is not None else torch.get_default_dtype()
+        device = param.device if param is not None else None  # where the model was fitted
         with torch.no_grad():
-            values: np.ndarray = self.model_(torch.as_tensor(x, dtype=dtype)).detach().cpu().numpy()
+            xt = torch.as_tensor(x, dtype=dtype, device=device)
+            values: np.ndarray = self.model_(xt).detach().cpu().numpy()
         return values
 
     def check_prediction(

@@ -316,8 +316,8 @@ def precompile_mlp_jet(
 ) -> Precompilation | None:
     """Start compiling the jet of ``mlp`` at ``n`` points in a background process."""
     params, kinds = mlp_parts(mlp)
-    if not kinds or _jet_compiled._COMPILE_BROKEN:
-        return None
+    if not kinds or _jet_compiled._COMPILE_BROKEN or params[0].device.type != "cpu":
+        return None  # (the background process compiles CPU kernels: a GPU's compile here)
     dtype = dtype or params[0].dtype
     spec = _jet_compiled._jet_spec(
         int(n),

@@ -141,9 +141,11 @@ def _compiled_jet(
     if _COMPILE_BROKEN:
         return None
     n = x.shape[0]
-    key = (n, x.shape[1], pairs, kinds, x.dtype)
+    # one compiled function per device too: a GPU's kernels are not the CPU's
+    key = (n, x.shape[1], pairs, kinds, x.dtype, x.device)
     fn = _COMPILED.get(key)
-    if fn is None:  # a background compilation of it writes the cache: wait for it
+    if fn is None and x.device.type == "cpu":  # a background compilation (CPU) writes the
+        # cache: wait for it
         rows = None if extra is None else extra.shape[0]
         _precompile.wait_for(_jet_spec(n, x.shape[1], rows, lo is not None, pairs, kinds, params))
     try:

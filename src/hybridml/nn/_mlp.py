@@ -221,7 +221,9 @@ class MLP(nn.Module):
         Returns:
             The :class:`~hybridml.Precompilation` (to inspect; nothing needs to be done
             with it), or None where there is nothing to compile (not Taylor mode, no
-            hidden layer, or compiling has already failed in this process).
+            hidden layer, a network on a GPU: the background process compiles for the
+            CPU, so a GPU's jet compiles in this process when first used; or compiling
+            has already failed in this process).
         """
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise InvalidArgumentError(

@@ -1,5 +1,6 @@
-"""Training: optimiser phases, the engine, histories, loss balancing and BFGS."""
+"""Training: optimiser phases, the engine, histories, loss balancing, BFGS and devices."""
 
+from .._device import DeviceError, resolve_device
 from ..exceptions import NonFiniteLossError
 from ._balancing import Balancer, FixedWeights, LRAnnealing, ReLoBRaLo
 from ._bfgs import SelfScaledBFGS
@@ -15,6 +16,7 @@ __all__ = [
     "Adam",
     "Balancer",
     "Converged",
+    "DeviceError",
     "EarlyStopping",
     "FixedWeights",
     "History",
@@ -26,4 +28,5 @@ __all__ = [
     "StepInfo",
     "Trainer",
     "default_phases",
+    "resolve_device",
 ]

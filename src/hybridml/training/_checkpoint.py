@@ -37,6 +37,8 @@ def atomic_save(obj: Any, path: Path) -> None:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint onto the CPU (``map_location``), whatever device wrote it: the
+    fit copies the tensors to its own device when it loads them."""
     try:
         ckpt = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:
@@ -80,6 +82,8 @@ def checkpoint_state(engine: _Engine) -> dict[str, Any]:
         "balancer": engine.balancer.state_dict(),
         "weights": None if engine.weights is None else list(engine.weights),
         "generator": engine.generator.get_state(),
+        # a CUDA generator's state is not a CPU generator's: resume checks the kind
+        "generator_device": engine.generator.device.type,
         "torch_rng": (
             torch.default_generator.get_state() if engine.trainer.seed is not None else None
         ),
@@ -135,7 +139,7 @@ def restore(engine: _Engine, ckpt: dict[str, Any]) -> None:
     engine.balancer.load_state_dict(ckpt["balancer"])
     engine.weights = None if ckpt["weights"] is None else [float(v) for v in ckpt["weights"]]
     engine._weights_source = None
-    engine.generator.set_state(ckpt["generator"])
+    _restore_generator(engine, ckpt)
     if ckpt["torch_rng"] is not None and engine.trainer.seed is not None:
         torch.default_generator.set_state(ckpt["torch_rng"])
     engine.history = History.from_dict(ckpt["history"])
@@ -168,7 +172,35 @@ def load_pending(engine: _Engine) -> None:
     engine.optimizer_state = ckpt["optimizer"]
     best = ckpt["best"]
     engine.best = (
-        None if best is None else [b.to(p.dtype) for b, p in zip(best, engine.params, strict=True)]
+        None
+        if best is None
+        else [
+            b.to(device=p.device, dtype=p.dtype) for b, p in zip(best, engine.params, strict=True)
+        ]
+    )
+
+
+def _restore_generator(engine: _Engine, ckpt: dict[str, Any]) -> None:
+    """Restore the resampling generator's state; a checkpoint written with the generator
+    on another kind of device (a GPU's, resumed on the CPU, or back) cannot carry it over:
+    the generator is then seeded from the seed and the step, with a warning."""
+    saved = ckpt.get("generator_device", "cpu")  # older checkpoints: a CPU generator
+    here = engine.generator.device.type
+    if saved == here:
+        engine.generator.set_state(ckpt["generator"])
+        return
+    seed = engine.trainer.seed
+    if seed is None:
+        engine.generator.seed()
+    else:
+        engine.generator.manual_seed(int(seed) + int(ckpt["global_step"]))
+    warnings.warn(
+        f"checkpoint {str(engine.path)!r} was written with its random generator on the "
+        f"{saved} and is resumed on the {here}: the weights, optimiser state and history "
+        "carry over, but collocation points drawn from now on differ from those of an "
+        "uninterrupted run on one device.",
+        HybridMLWarning,
+        stacklevel=5,
     )
 
 

@@ -66,6 +66,7 @@ class _Engine:
         callbacks: list[Callback],
         path: Path | None,
         history: History,
+        device: torch.device | None,
     ) -> None:
         self.trainer = trainer
         self.phases = phases
@@ -89,7 +90,7 @@ class _Engine:
         self.callbacks = callbacks
         self.path = path
         self.history = history
-        self.generator = torch.Generator()
+        self.generator = torch.Generator(device or "cpu")  # resampling: on the fit's device
         if trainer.seed is None:
             self.generator.seed()
         else:
@@ -277,7 +278,7 @@ class _Engine:
                 if not self._checked:
                     self._check_values(values)
                     self._checked = True
-                if n_terms <= 4:  # cheaper than stack + tolist for a few terms on the CPU
+                if n_terms <= 4 and params[0].is_cpu:  # .item()s: cheaper on the CPU only
                     floats = [v.item() for v in values]
                 else:
                     floats = torch.stack([v.detach() for v in values]).tolist()
