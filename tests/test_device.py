@@ -10,8 +10,10 @@ estimators train and predict there, and RAD resampling keeps its points on the d
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -335,7 +337,14 @@ def test_rad_keeps_its_points_on_the_device() -> None:
     hd = pytest.importorskip("hybridml_deepxde")
     from hybridml_deepxde.examples import burgers, burgers_hard_transform
 
-    adapter = burgers(hard=True, num_domain=500, resampling=hd.RAD(), derivatives="taylor")
+    adapter = burgers(
+        hard=True,
+        num_domain=500,
+        num_boundary=0,
+        num_initial=0,
+        resampling=hd.RAD(),
+        derivatives="taylor",
+    )
     terms = adapter.loss_terms()
     model = adapter.default_model(
         (16, 16), transform=burgers_hard_transform(), generator=torch.Generator().manual_seed(0)
@@ -344,3 +353,30 @@ def test_rad_keeps_its_points_on_the_device() -> None:
     history = trainer.fit(model, terms)
     assert terms["pde"].points.is_cuda and terms["pde"].points.shape[0] == 500
     assert np.isfinite(history.loss).all()
+
+
+# --------------------------------------------------------------------------- the benchmark
+
+BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.py"
+
+
+@pytest.mark.skipif(not BENCHMARK.exists(), reason="benchmarks/ is not in this checkout")
+def test_gpu_benchmark_runs_quick_on_the_cpu_and_says_no_cuda(
+    tmp_path: Path, load_script: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("hybridml_deepxde")
+    module = load_script(BENCHMARK, "gpu_benchmark")
+    out = tmp_path / "gpu.json"
+    # about 10 s on one core: the quick sizes compare the CPU with itself
+    result = module.main(["--device", "cpu", "--quick", "--threads", "1", "--json", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["device"] == "cpu" and saved["device_name"].startswith("CPU")
+    for part, key in (("adam", "speedup"), ("bfgs", "speedup"), ("ensemble", "time_ratio")):
+        assert saved[part][key] > 0 and np.isfinite(saved[part][key])
+    assert saved["adam"]["device"]["steps"] == result["sizes"]["adam_steps_device"]
+    assert "Adam it/s" in capsys.readouterr().out
+    if not CUDA:
+        with pytest.raises(SystemExit) as info:
+            module.main(["--device", "cuda", "--quick"])
+        assert info.value.code == 2
+        assert "no CUDA" in capsys.readouterr().err
