@@ -5,9 +5,9 @@
 #      python3 (GPU images often come with a CUDA torch preinstalled). If none does and
 #      nvidia-smi shows a GPU, it sets up .venv with scripts/setup.sh (which installs the
 #      CPU build pinned in constraints.txt) and replaces that torch with the CUDA build of
-#      the same version from $TORCH_INDEX (default https://download.pytorch.org/whl/cu126), bypassing the
-#      CPU pin; hybridml and the DeepXDE adapter come from this checkout (PYTHONPATH) when
-#      that Python lacks them;
+#      the same version from $TORCH_INDEX (default: download.pytorch.org/whl/cu126),
+#      bypassing the CPU pin; hybridml and the DeepXDE adapter come from this checkout
+#      (PYTHONPATH) when that Python lacks them;
 #   2. runs the device tests (tests/test_device.py: the GPU tests run here, not skipped);
 #   3. runs the GPU benchmark (benchmarks/gpu.py: Adam on 50,000 Burgers points with an
 #      8x64 network, a 32-member batched ensemble, float64 BFGS; GPU against CPU) and
