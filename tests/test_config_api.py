@@ -15,7 +15,6 @@ import pytest
 
 import hybridml as hm
 from hybridml import ConfigError, load_config
-from hybridml.study._schema import SECTIONS, render_markdown, section
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -242,12 +241,12 @@ def test_tables_that_do_not_go_together_are_refused(
 
 def test_docs_config_md_is_the_schema_rendered() -> None:
     # regenerate with: python -m hybridml.study._schema > docs/config.md
-    assert (ROOT / "docs" / "config.md").read_text(encoding="utf-8") == render_markdown()
+    assert (ROOT / "docs" / "config.md").read_text(encoding="utf-8") == hm.config_reference()
 
 
 def test_every_table_of_the_schema_is_documented_and_read() -> None:
-    text = render_markdown()
-    for s in SECTIONS:
+    text = hm.config_reference()
+    for s in hm.config_schema().values():
         assert (f"[[{s.name}]]" if s.array else f"[{s.name}]") in text
         for k in s.keys_for():
             assert f"| `{k.name}` |" in text
@@ -259,7 +258,7 @@ def _default(obj: object, name: str) -> object:
 
 def test_schema_defaults_are_the_python_apis() -> None:
     # the schema writes defaults as literals (no torch import); they must be the API's
-    keys = {s.name: {k.name: k.default for k in s.keys} for s in SECTIONS}
+    keys = {s.name: {k.name: k.default for k in s.keys} for s in hm.config_schema().values()}
     train = keys["training"]
     assert (train["adam_steps"], train["lr"], train["quasi_newton_steps"]) == (
         _default(hm.HybridRegressor, "adam_steps"),
@@ -284,7 +283,7 @@ def test_schema_defaults_are_the_python_apis() -> None:
     assert keys["cross_validation"]["n_splits"] == _default(hm.GroupKFold, "n_splits")
     for variant, cls in (("adam", hm.Adam), ("lbfgs", hm.LBFGS), ("bfgs", hm.BFGS)):
         phase = cls(1)
-        for k in section("phases").variants[variant]:
+        for k in hm.config_schema()["phases"].variants[variant]:
             want = getattr(phase, k.name)
             if k.name == "dtype":
                 want = "model" if want is None else str(want).removeprefix("torch.")
@@ -409,3 +408,27 @@ def test_run_batched_ensemble_on_data_only(tmp_path: Path) -> None:
     # coverage on them is at least the requested 0.5 by construction
     assert cal["n"] == 3 and cal["achieved"]["x [m]"] >= 0.5
     assert not (run / "checkpoint.pt").exists()  # a BatchedEnsemble has no model file
+
+
+def test_the_study_device_is_read_and_a_missing_gpu_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    from hybridml.cli import main
+
+    cfg = load_config(
+        write(tmp_path, BASE.replace('name = "demo"', 'name = "demo"\ndevice = "cpu"'))
+    )
+    assert cfg.device == "cpu"
+    assert load_config(write(tmp_path, BASE)).device is None  # default: the CPU, as before
+    with pytest.raises(ConfigError, match=r"study\.device"):
+        load_config(write(tmp_path, BASE.replace('name = "demo"', 'name = "demo"\ndevice = 0')))
+    if torch.cuda.is_available():  # pragma: no cover - only where a GPU is
+        return
+    path = write(tmp_path, BASE)
+    out = tmp_path / "runs" / "demo"
+    assert main(["run", str(path), "--out", str(out), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert "cuda" in err and "not available" in err and err.count("\n") == 1
+    assert not out.exists() and not list(out.parent.glob("demo*"))  # nothing was written

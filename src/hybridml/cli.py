@@ -46,8 +46,15 @@ def _cmd_simulators(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from .study._run import run_study
 
-    run_dir = run_study(args.config, out=args.out)
+    run_dir = run_study(args.config, out=args.out, device=args.device)
     _print_run(run_dir)
+    return 0
+
+
+def _cmd_config_reference(args: argparse.Namespace) -> int:
+    from .study import config_reference
+
+    sys.stdout.write(config_reference())
     return 0
 
 
@@ -140,7 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a study from a TOML configuration")
     p.add_argument("config", help="study configuration (TOML)")
     p.add_argument("--out", help="run folder (default: runs/<study name> beside the config)")
+    p.add_argument(
+        "--device",
+        help="where training runs: auto, cpu, cuda or cuda:N (default: the config's study.device)",
+    )
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "config-reference", help="print the study configuration reference (Markdown)"
+    )
+    p.set_defaults(func=_cmd_config_reference)
 
     p = sub.add_parser(
         "example",

@@ -4,11 +4,14 @@ command."""
 from ._config import StudyConfig, load_config
 from ._folder import RunFolder, atomic_write
 from ._run import run_manifest, run_study, sha256_file
+from ._schema import config_reference, config_schema
 
 __all__ = [
     "RunFolder",
     "StudyConfig",
     "atomic_write",
+    "config_reference",
+    "config_schema",
     "load_config",
     "run_manifest",
     "run_study",

@@ -121,6 +121,7 @@ def regressor(cfg: StudyConfig, adapters: list[Any]) -> Any:
         synthetic_weight=cfg.synthetic.weight if cfg.synthetic is not None else 1.0,
         early_stopping=None if es is None else EarlyStopping(es.patience, es.min_delta, es.every),
         seed=cfg.seed,
+        device=cfg.device,
         **kwargs,
     )
 
@@ -140,6 +141,7 @@ def estimator(cfg: StudyConfig, adapters: list[Any]) -> Any:
             calibration=ens.calibration,
             coverage=ens.coverage,
             seed=cfg.seed,
+            device=cfg.device,
         )
     from ..estimators import BatchedEnsemble
     from ..training import Adam
@@ -156,6 +158,7 @@ def estimator(cfg: StudyConfig, adapters: list[Any]) -> Any:
         calibration=ens.calibration,
         coverage=ens.coverage,
         seed=cfg.seed,
+        device=cfg.device,
     )
 
 

@@ -323,6 +323,7 @@ def _build(path: Path, text: str, tables: dict[str, _Reader], v: dict[str, Any])
         predict=PredictConfig(grid=grid),
         checks=v["checks"],
         check_policy=v["study"]["check_policy"],
+        device=v["study"]["device"],
         phases=phases,
         transforms=transforms,
         **optional,

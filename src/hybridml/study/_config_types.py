@@ -141,3 +141,4 @@ class StudyConfig:
     finetune: FinetuneConfig | None = None
     ensemble: EnsembleConfig | None = None
     cross_validation: CrossValidationConfig | None = None
+    device: str | None = None

@@ -10,6 +10,7 @@ is killed leaves the previous run folder as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import inspect
@@ -208,10 +209,14 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
-def run_study(config_path: str | Path, out: str | Path | None = None) -> Path:
+def run_study(
+    config_path: str | Path, out: str | Path | None = None, *, device: str | None = None
+) -> Path:
     """Run the study in ``config_path`` and return its run folder.
 
     The folder is ``out`` if given, else ``runs/<study name>`` beside the config file.
+    ``device`` (``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``) overrides the config's
+    ``study.device``.
     What the config asks for is built with the Python API (``docs/config.md``): the
     estimator (a :class:`~hybridml.HybridRegressor`, or a
     :class:`~hybridml.DeepEnsemble`/:class:`~hybridml.BatchedEnsemble` of them), its
@@ -222,6 +227,11 @@ def run_study(config_path: str | Path, out: str | Path | None = None) -> Path:
     from ._build import check_calibration, estimator
 
     cfg = load_config(config_path)
+    if device is not None:
+        from .._device import resolve_device
+
+        resolve_device(device)  # a device that is not there is refused before any work
+        cfg = dataclasses.replace(cfg, device=device)
     adapters = _build_adapters(cfg)  # a mistake in [simulator] is reported before any work
     est = estimator(cfg, adapters)  # so is one in [[phases]] or [[checks]]
     destination = Path(out) if out is not None else cfg.path.parent / "runs" / cfg.name

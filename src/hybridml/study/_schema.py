@@ -19,7 +19,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SECTIONS", "Key", "Section", "check_value", "render_markdown"]
+__all__ = [
+    "SECTIONS",
+    "Key",
+    "Section",
+    "check_value",
+    "config_reference",
+    "config_schema",
+    "render_markdown",
+]
 
 
 class _Required:
@@ -161,6 +169,13 @@ SECTIONS: tuple[Section, ...] = (
         (
             Key("name", "string", "the run folder's name (default: the file's stem)", None),
             Key("seed", "integer", "seeds the networks, splits and resamples", 0),
+            Key(
+                "device",
+                "string",
+                "where training runs: `auto` (a GPU when there is one), `cpu`, `cuda` or "
+                "`cuda:N` (default: the CPU; `hybridml run --device` overrides it)",
+                None,
+            ),
             Key(
                 "check_policy",
                 "string",
@@ -440,6 +455,19 @@ def section(name: str) -> Section:
     return next(s for s in SECTIONS if s.name == name)
 
 
+def config_schema() -> dict[str, Section]:
+    """The tables a study config may have, by name: each :class:`Section` lists its keys
+    (name, type, default, allowed values, meaning). The config reader validates against
+    this schema, and :func:`config_reference` renders it, so the two cannot drift."""
+    return {s.name: s for s in SECTIONS}
+
+
+def config_reference() -> str:
+    """The configuration reference as Markdown (what ``docs/config.md`` holds; printed by
+    ``hybridml config-reference``)."""
+    return render_markdown()
+
+
 def _default_text(key: Key) -> str:
     if key.default is REQUIRED:
         return "required"
@@ -468,7 +496,7 @@ def render_markdown() -> str:
         "# Study configuration reference",
         "",
         "<!-- Generated from src/hybridml/study/_schema.py; do not edit by hand.",
-        "     Regenerate: python -m hybridml.study._schema > docs/config.md -->",
+        "     Regenerate: hybridml config-reference > docs/config.md -->",
         "",
         "`hybridml run STUDY.toml` reads these tables. A mistake (a wrong type, a value",
         "out of range, an unknown key) is an error naming the file, the line and the key;",
