@@ -112,9 +112,7 @@ def test_early_stopping_synthetic_and_finetune_parse(tmp_path: Path) -> None:
 
 
 def test_config_builds_the_python_api_objects(tmp_path: Path) -> None:
-    from hybridml.study._build import estimator
-
-    est = estimator(load_config(write(tmp_path, FULL)), [])
+    est = hm.build_estimator(load_config(write(tmp_path, FULL)), [])
     assert isinstance(est, hm.DeepEnsemble) and est.n_members == 3 and est.calibration is None
     reg = est.estimator
     assert reg.phases == (hm.Adam(50, lr=0.002, lr_decay=0.5), hm.BFGS(7, scaling=None))
@@ -297,9 +295,8 @@ def test_schema_defaults_are_the_python_apis() -> None:
 
 def test_run_ensemble_and_cross_validation_on_the_ode_example(tmp_path: Path) -> None:
     from hybridml.study import run_study
-    from hybridml.study._example import write_example
 
-    config = write_example(tmp_path / "inputs", quick=True)
+    config = hm.write_example(tmp_path / "inputs", quick=True)
     text = config.read_text(encoding="utf-8")
     text = re.sub(r"adam_steps = \d+", "adam_steps = 20", text)  # fast: a few steps only
     text = re.sub(r"lbfgs_steps = \d+", "lbfgs_steps = 3", text)
@@ -328,9 +325,8 @@ def test_run_ensemble_and_cross_validation_on_the_ode_example(tmp_path: Path) ->
 
 def test_calibrating_an_unmeasured_output_is_refused_before_any_work(tmp_path: Path) -> None:
     from hybridml.study import run_study
-    from hybridml.study._example import write_example
 
-    config = write_example(tmp_path / "inputs", quick=True)
+    config = hm.write_example(tmp_path / "inputs", quick=True)
     text = config.read_text(encoding="utf-8") + "\n[ensemble]\nmembers = 2\n"
     config.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=r"key `ensemble.calibration`.*'v \[m/s\]'"):
@@ -339,9 +335,8 @@ def test_calibrating_an_unmeasured_output_is_refused_before_any_work(tmp_path: P
 
 
 def _example(tmp_path: Path, extra: str, *, drop_training: bool = False) -> Path:
-    from hybridml.study._example import write_example
 
-    config = write_example(tmp_path / "inputs", quick=True)
+    config = hm.write_example(tmp_path / "inputs", quick=True)
     text = config.read_text(encoding="utf-8")
     text = re.sub(r"adam_steps = \d+", "adam_steps = 10", text)  # fast: a few steps only
     text = re.sub(r"lbfgs_steps = \d+", "lbfgs_steps = 2", text)

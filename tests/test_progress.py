@@ -7,8 +7,18 @@ import sys
 import types
 
 import pytest
+import torch
 
-from hybridml._progress import in_notebook, progress_bar
+import hybridml as hm
+
+
+def _fit(progress: bool | None = None) -> None:
+    """A tiny real fit through the public Trainer (its progress bar is the library's)."""
+    x = torch.linspace(0.0, 1.0, 8)[:, None]
+    net = hm.MLP(1, 1, hidden=(4,))
+    hm.Trainer(phases=(hm.Adam(3, lr=1e-2),), progress=progress).fit(
+        net, {"data": hm.DataLoss(x, x**2)}
+    )
 
 
 class _Shell:
@@ -46,33 +56,27 @@ def _log_stderr(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
 def test_hidden_by_default_in_a_log(monkeypatch: pytest.MonkeyPatch) -> None:
     stderr = _log_stderr(monkeypatch)
     monkeypatch.delitem(sys.modules, "IPython", raising=False)
-    assert not in_notebook()
-    bar = progress_bar(total=3, desc="fit")
-    bar.update(1)
-    bar.close()
-    assert bar.disable
+    _fit()
     assert stderr.getvalue() == ""
 
 
 def test_shown_by_default_in_a_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
     stderr = _log_stderr(monkeypatch)
     _ipython(monkeypatch, "IPKernelApp")
-    assert in_notebook()
-    bar = progress_bar(total=3, desc="ensemble")
-    bar.update(1)
-    bar.refresh()
-    assert not bar.disable
-    assert "ensemble" in stderr.getvalue()  # it drew itself
-    bar.close()
+    _fit()
+    assert "3/3" in stderr.getvalue()  # the bar drew itself, to the end
     # asked for silence, it stays silent in a notebook too
-    assert progress_bar(total=3, desc="fit", enabled=False).disable
+    stderr.truncate(0)
+    stderr.seek(0)
+    _fit(progress=False)
+    assert stderr.getvalue() == ""
 
 
 @pytest.mark.parametrize("app", ["TerminalIPythonApp", None])
 def test_a_terminal_ipython_or_no_shell_is_not_a_notebook(
     monkeypatch: pytest.MonkeyPatch, app: str | None
 ) -> None:
-    _log_stderr(monkeypatch)
+    stderr = _log_stderr(monkeypatch)
     _ipython(monkeypatch, app)
-    assert not in_notebook()
-    assert progress_bar(total=3, desc="fit").disable  # stderr is not a terminal either
+    _fit()
+    assert stderr.getvalue() == ""  # stderr is not a terminal either

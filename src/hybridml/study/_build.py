@@ -10,6 +10,7 @@ and fine-tuning :func:`~hybridml.pretrain_finetune`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -128,6 +129,28 @@ def regressor(cfg: StudyConfig, adapters: list[Any]) -> Any:
 
 def estimator(cfg: StudyConfig, adapters: list[Any]) -> Any:
     """The configured estimator: a regressor, or the ``[ensemble]`` of them."""
+    return _estimator(cfg, adapters)
+
+
+def build_estimator(cfg: StudyConfig, adapters: Sequence[Any] | None = None) -> Any:
+    """The (unfitted) estimator a loaded study config describes, built with the Python
+    API: a :class:`~hybridml.HybridRegressor`, or the ``[ensemble]``'s
+    :class:`~hybridml.DeepEnsemble` / :class:`~hybridml.BatchedEnsemble` of them, with
+    the config's phases, transforms, checks, early stopping and device.
+
+    Args:
+        cfg: a config from :func:`~hybridml.load_config`.
+        adapters: the simulator adapters (instances) the physics comes from; ``None``
+            builds the config's ``[simulator]`` from the registry.
+    """
+    if adapters is None:
+        from ._run import _build_adapters
+
+        adapters = _build_adapters(cfg)
+    return _estimator(cfg, list(adapters))
+
+
+def _estimator(cfg: StudyConfig, adapters: list[Any]) -> Any:
     ens = cfg.ensemble
     if ens is None:
         return regressor(cfg, adapters)
