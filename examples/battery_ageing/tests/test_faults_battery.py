@@ -333,7 +333,7 @@ def test_damaged_cache_entry_is_named_moved_aside_and_recomputed(
 def test_cache_key_covers_settings_and_pybamm_version(tmp_path: Path) -> None:
     from hybridml_battery._physics import _adapter_class
 
-    from hybridml.adapters._sweep import simulator_versions
+    from hybridml.adapters import simulator_versions
 
     cache = tmp_path / "cache"
     fade_library(_TINY, cache_dir=cache, workers=1)

@@ -1,4 +1,9 @@
-"""The simulator-adapter contract, the entry-point registry and parameter sweeps."""
+"""The simulator-adapter contract, the entry-point registry and parameter sweeps.
+
+The adapters' errors (:class:`~hybridml.SimulationError`,
+:class:`~hybridml.UnknownSimulatorError`) live in :mod:`hybridml.exceptions` and are
+imported here too.
+"""
 
 from ._contract import (
     ProvidesChecks,
@@ -15,7 +20,7 @@ from ._registry import (
     available_simulators,
     load_simulator,
 )
-from ._sweep import SweepFailure, SweepResult
+from ._sweep import SweepFailure, SweepResult, simulator_versions
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -23,12 +28,11 @@ __all__ = [
     "ProvidesConstraints",
     "ProvidesData",
     "ProvidesForward",
-    "SimulationError",
     "SimulatorAdapter",
     "SweepFailure",
     "SweepResult",
-    "UnknownSimulatorError",
     "available_simulators",
     "capabilities",
     "load_simulator",
+    "simulator_versions",
 ]
