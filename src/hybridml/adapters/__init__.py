@@ -5,18 +5,18 @@ The adapters' errors (:class:`~hybridml.SimulationError`,
 imported here too.
 """
 
+from ..exceptions import SimulationError as SimulationError  # re-exported for adapters
+from ..exceptions import UnknownSimulatorError as UnknownSimulatorError
 from ._contract import (
     ProvidesChecks,
     ProvidesConstraints,
     ProvidesData,
     ProvidesForward,
-    SimulationError,
     SimulatorAdapter,
     capabilities,
 )
 from ._registry import (
     ENTRY_POINT_GROUP,
-    UnknownSimulatorError,
     available_simulators,
     load_simulator,
 )
