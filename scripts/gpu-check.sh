@@ -8,7 +8,7 @@
 #      the same version from $TORCH_INDEX (default: download.pytorch.org/whl/cu126),
 #      bypassing the CPU pin; hybridml and the DeepXDE adapter come from this checkout
 #      (PYTHONPATH) when that Python lacks them;
-#   2. runs the device tests (tests/test_device.py: the GPU tests run here, not skipped);
+#   2. runs the device tests (tests/unit/test_device.py: the GPU tests run here, not skipped);
 #   3. runs the GPU benchmark (benchmarks/gpu.py: Adam on 50,000 Burgers points with an
 #      8x64 network, a 32-member batched ensemble, float64 BFGS; GPU against CPU) and
 #      writes benchmarks/results/gpu.json with the GPU's name.
@@ -66,8 +66,8 @@ status=0
 if "$py" -c "import pytest" >/dev/null 2>&1 \
     || timeout 60 "$py" -m pip install --quiet --disable-pip-version-check pytest >/dev/null 2>&1
 then
-    log "device tests (tests/test_device.py)"
-    timeout 150 "$py" -m pytest -q -p no:cacheprovider tests/test_device.py \
+    log "device tests (tests/unit/test_device.py)"
+    timeout 150 "$py" -m pytest -q -p no:cacheprovider tests/unit/test_device.py \
         || { status=$?; log "device tests failed (status $status)"; }
 else
     log "pytest is not installed and cannot be; device tests skipped"

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from hybridml.exceptions import InvalidArgumentError
+
 from ._data import Cell
 from ._methods import Method, Window
 
@@ -183,9 +185,11 @@ class LinearMethod(Method):
         memo: dict[Any, Any] | None = None,
     ) -> None:
         if fit_range not in ("auto", "all", "later_half"):
-            raise ValueError(f"fit_range must be 'auto', 'all' or 'later_half', got {fit_range!r}.")
+            raise InvalidArgumentError(
+                f"fit_range must be 'auto', 'all' or 'later_half', got {fit_range!r}."
+            )
         if drift is not None and not drift >= 0:
-            raise ValueError(f"drift must be >= 0 (A.h per cycle), got {drift!r}.")
+            raise InvalidArgumentError(f"drift must be >= 0 (A.h per cycle), got {drift!r}.")
         self.fit_range = fit_range
         self.drift = drift
         self.memo = memo
@@ -421,7 +425,7 @@ class EmpiricalMethod(Method):
 
     def __init__(self, law: str = "auto", memo: dict[Any, Any] | None = None) -> None:
         if law != "auto" and law not in EMPIRICAL_LAWS:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"law must be 'auto' or one of {', '.join(EMPIRICAL_LAWS)}, got {law!r}."
             )
         self.law = law

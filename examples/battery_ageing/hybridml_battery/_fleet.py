@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from hybridml.exceptions import InvalidArgumentError
+
 from ._baselines import _MIN_KNOWN, _SIGMA0, _eligible, _memo_key, _memoised
 from ._data import Cell
 from ._methods import Method, Window
@@ -292,7 +294,7 @@ class FleetMethod(Method):
         self, configs: Sequence[FleetConfig] = FLEET_CONFIGS, memo: dict[Any, Any] | None = None
     ) -> None:
         if not configs:
-            raise ValueError("configs must hold at least one FleetConfig.")
+            raise InvalidArgumentError("configs must hold at least one FleetConfig.")
         self.configs = tuple(configs)
         self.memo = memo
 
@@ -300,10 +302,10 @@ class FleetMethod(Method):
         """Choose the setting by leave-one-cell-out over ``train``, then match the test
         cell's window to the training cells."""
         if not train:
-            raise ValueError("FleetMethod needs at least one training cell.")
+            raise InvalidArgumentError("FleetMethod needs at least one training cell.")
         for cfg in self.configs:
             if cfg.anchor not in ("add", "mult") or cfg.anchor_frac not in _ANCHOR_FRACS:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"{cfg}: anchor must be 'add' or 'mult' and anchor_frac one of {_ANCHOR_FRACS}."
                 )
         usable = _eligible(train, window) or list(train)

@@ -210,7 +210,9 @@ def with_onsets(library: FadeLibrary, onsets: Sequence[int]) -> FadeLibrary:
     """
     onsets = [int(d) for d in onsets]
     if not onsets or min(onsets) < 0:
-        raise ValueError(f"onsets must be non-negative integers (at least one), got {onsets}.")
+        raise InvalidArgumentError(
+            f"onsets must be non-negative integers (at least one), got {onsets}."
+        )
     n = library.curves.shape[1] + max(onsets)
     u = np.arange(n, dtype=float)
     curves, params = [], []
@@ -623,7 +625,7 @@ def identify(
     capacity = np.asarray(capacity, dtype=float)
     if fleet is None and regen_tau is not None:
         if not regen_tau > 0:
-            raise ValueError(f"identify: regen_tau must be positive, got {regen_tau}.")
+            raise InvalidArgumentError(f"identify: regen_tau must be positive, got {regen_tau}.")
         # a flat prior on the time scale, transients with the given recovery time
         n = len(library)
         fleet = FleetPrior(mean=np.zeros(n), std=np.full(n, np.inf), regen_tau=float(regen_tau))

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from hybridml import DataError, InvalidArgumentError
+from hybridml import DataError, InvalidArgumentError, RunFolder
 
 from ._baselines import EmpiricalMethod, LinearMethod
-from ._data import Cell, CellData, load_cells
+from ._data import Cell, CellData, check_eol_thresholds, load_cells
 from ._datasets import DATASETS, bundled_dataset
 from ._fleet import FleetMethod
 from ._methods import (
@@ -34,6 +34,7 @@ from ._methods import (
     Window,
 )
 from ._physics import (
+    REFERENCE_AH,
     REGEN_MIN_AH,
     REGEN_TAUS,
     FadeLibrary,
@@ -153,8 +154,9 @@ class _Fold:
     q: float | None = None
 
 
-def _checks(initial: float) -> list[Any]:
-    """Physics-consistency checks of one cell's predictions."""
+def _checks(initial: float, scale: float = REFERENCE_AH) -> list[Any]:
+    """Physics-consistency checks of one cell's predictions (the regeneration tolerance
+    scales with the cell's capacity ``scale``, :func:`._physics.capacity_scale`)."""
     from hybridml import Bounds, CustomCheck, Monotone
 
     def interval_ordered(data: Any, model: Any = None) -> Any:
@@ -165,13 +167,14 @@ def _checks(initial: float) -> list[Any]:
             return np.zeros_like(mu)
         return np.maximum(lo - mu, 0.0) + np.maximum(mu - hi, 0.0)
 
+    tol = REGEN_TOL_AH * (scale / REFERENCE_AH)
     return [
         # capacity is positive and cannot exceed the cell's initial capacity by more than
         # the largest regeneration step
         Bounds(
             "capacity_ah_pred",
             lower=0.0,
-            upper=initial + REGEN_TOL_AH,
+            upper=initial + tol,
             name="capacity within (0, initial + regeneration]",
         ),
         # a cell does not gain capacity over cycles, except by a regeneration step
@@ -179,8 +182,8 @@ def _checks(initial: float) -> list[Any]:
             "capacity_ah_pred",
             "cycle",
             direction="decreasing",
-            tolerance=REGEN_TOL_AH,
-            name="capacity fades (rises <= 0.15 Ah)",
+            tolerance=tol,
+            name=f"capacity fades (rises <= {tol:g} Ah)",
         ),
         CustomCheck(interval_ordered, name="interval contains the prediction"),
     ]
@@ -209,6 +212,7 @@ def run_battery_ageing(
     every: int = 1,
     eol_ah: float | None = None,
     eol_fraction: float | None = None,
+    capacity_unit: str | None = None,
     out: str | Path = "runs/battery-ageing",
     quick: bool = False,
     seed: int = 0,
@@ -246,6 +250,9 @@ def run_battery_ageing(
         eol_ah: EOL capacity [A.h] (default 1.4 for the bundled NASA cells).
         eol_fraction: EOL as a fraction of each cell's initial capacity (mean of its first
             5 cycles); default 0.8 for your own data. Give at most one of the two.
+        capacity_unit: the unit of the file's capacities, ``"Ah"`` or ``"mAh"``
+            (converted); None: A.h, and a file implausible for A.h (median above 100) is
+            refused (see :func:`hybridml_battery.load_cells`).
         out: output folder.
         quick: a smaller PyBaMM sweep, smaller ensembles, no error-vs-N curve (for CI).
         seed: seed of the networks.
@@ -316,7 +323,9 @@ def run_battery_ageing(
     if not known_cycles > 0:
         raise DataError(f"known_cycles (--known-cycles) must be positive, got {known_cycles}.")
     assert data is not None
-    cd = load_cells(data, cells=cells)
+    out = Path(out)
+    folder = RunFolder(out)  # a file or an unwritable place is refused now, before any work
+    cd = load_cells(data, cells=cells, capacity_unit=capacity_unit)
     cd, left_out = leave_out_short_cells(cd, float(known_cycles))
     if len(cd.cells) < 2:
         raise DataError(
@@ -334,6 +343,8 @@ def run_battery_ageing(
         )
         for cid, c in cd.cells.items()
     }
+    how = f"--eol-ah {eol_ah:g}" if eol_ah is not None else f"--eol-fraction {eol_fraction:g}"
+    check_eol_thresholds(cd, thresholds, how)
     curve, curve_rule = error_curve_grid(
         cd, int(known_cycles), known_curve, (dataset or "nasa") if bundled else None, quick
     )
@@ -343,8 +354,6 @@ def run_battery_ageing(
         f"N={known_cycles}, every={every}; {protocol.split}"
     )
 
-    out = Path(out)
-    (out / "figures").mkdir(parents=True, exist_ok=True)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     design = SweepDesign.default(quick)
     log(
@@ -421,6 +430,8 @@ def run_battery_ageing(
         },
         "regeneration": {
             "min_rise_ah": REGEN_MIN_AH,
+            "min_rise_scales_with": f"capacity_scale / {REFERENCE_AH:g} A.h",
+            "capacity_scale_ah": {cid: c.capacity_scale for cid, c in cd.cells.items()},
             "recovery_time_candidates_cycles": list(REGEN_TAUS),
             "chosen_by": "leave-one-cell-out prediction of the training cells after N",
         },
@@ -429,17 +440,23 @@ def run_battery_ageing(
         "jobs": int(jobs) if executor is None else repr(executor),
     }
     metrics = {"settings": settings, **metrics, "error_vs_known": curve_rows}
-    _write_predictions(out / "predictions.csv", main_folds)
-    seconds = time.perf_counter() - t_start
-    metrics["settings"]["seconds"] = round(seconds, 1)
-    _write_json(out / "metrics.json", metrics)
-    _write_json(out / "consistency.json", consistency)
-    _write_json(out / "manifest.json", _manifest(settings, cd))
-    log("figures")
-    from ._report import write_figures, write_report
+    # the run folder is written beside `out` and moved into place when complete: a killed
+    # run leaves the older folder (and one marked INCOMPLETE); no stale file survives
+    with folder:
+        assert folder.path is not None
+        tmp = folder.path
+        (tmp / "figures").mkdir()
+        _write_predictions(tmp / "predictions.csv", main_folds)
+        seconds = time.perf_counter() - t_start
+        metrics["settings"]["seconds"] = round(seconds, 1)
+        _write_json(tmp / "metrics.json", metrics)
+        _write_json(tmp / "consistency.json", consistency)
+        _write_json(tmp / "manifest.json", _manifest(settings, cd))
+        log("figures")
+        from ._report import write_figures, write_report
 
-    figures = write_figures(out / "figures", cd, main_folds, thresholds, curve_rows, window)
-    write_report(out / "report.md", cd, metrics, consistency, figures, skipped)
+        figures = write_figures(tmp / "figures", cd, main_folds, thresholds, curve_rows, window)
+        write_report(tmp / "report.md", cd, metrics, consistency, figures, skipped)
     seconds = time.perf_counter() - t_start
     log(f"done in {seconds:.1f}s; outputs in {out}")
     return BatteryResult(out=out, metrics=metrics, consistency=consistency, seconds=seconds)
@@ -692,7 +709,7 @@ def _consistency(cd: CellData, folds: list[_Fold]) -> dict[str, Any]:
             "capacity_ah_upper": f.upper if f.upper is not None else nan,
         }
         c = cd.cells[f.cell]
-        report = run_checks(_checks(c.initial_capacity), data)
+        report = run_checks(_checks(c.initial_capacity, c.capacity_scale), data)
         out["cells"].setdefault(f.cell, {})[f.method] = report.to_dict()
     for name in (*METHODS, *ABLATIONS):
         out["passed"][name] = all(

@@ -13,6 +13,9 @@ import numpy as np
 import pytest
 from hybridml_battery import dataset_path, load_cells
 
+# runs a benchmark or an example end to end: leave out with -m 'not slow'
+pytestmark = pytest.mark.slow
+
 _HAS_ADAPTER = importlib.util.find_spec("hybridml_pybamm") is not None
 _SCRIPT = Path(__file__).parents[1] / "active_learning.py"
 

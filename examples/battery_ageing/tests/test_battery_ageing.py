@@ -495,6 +495,7 @@ def test_the_core_knows_nothing_of_batteries() -> None:
 _HAS_ADAPTER = importlib.util.find_spec("hybridml_pybamm") is not None
 
 
+@pytest.mark.slow  # runs the example end to end (--quick)
 @pytest.mark.skipif(not _HAS_ADAPTER, reason="the PyBaMM adapter (simulators/pybamm) is needed")
 def test_quick_run_on_bundled_cells(tmp_path: Path) -> None:
     from hybridml_battery._cli import main

@@ -15,6 +15,9 @@ from types import ModuleType
 
 import pytest
 
+# runs a benchmark or an example end to end: leave out with -m 'not slow'
+pytestmark = pytest.mark.slow
+
 NU = 0.01 / math.pi
 BENCHMARK = Path(__file__).resolve().parents[3] / "benchmarks" / "pinn_burgers.py"
 

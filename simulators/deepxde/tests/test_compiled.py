@@ -2,7 +2,7 @@
 
 Each ``compiled=True`` evaluation at a new network structure, point count or dtype compiles
 (inductor, seconds), so these tests use few, small shapes. (A failing compilation and a
-failing background compilation are tested in the core's tests/test_jet.py, in processes of
+failing background compilation are tested in the core's tests/unit/test_jet.py, in processes of
 their own: a failure turns the compiled jet off for the rest of the process.)
 """
 

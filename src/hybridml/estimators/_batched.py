@@ -8,7 +8,7 @@ step for all members. Each member sees every training row with its own weight (a
 count, a caller's row weights, zero for the rows it leaves out), so members trained on
 different resamples or group subsets still share the batched pass. Since Adam's update is
 elementwise, every member is trained exactly as it would be alone (same seed, same row
-weights), only faster; ``tests/test_batched_ensemble.py`` checks that in float64.
+weights), only faster; ``tests/unit/test_batched_ensemble.py`` checks that in float64.
 """
 
 from __future__ import annotations

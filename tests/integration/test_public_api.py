@@ -13,7 +13,7 @@ import pytest
 
 import hybridml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src" / "hybridml"
 
 # `hybridml._x`, `hybridml.nn._x`, `from hybridml.training._trainer import ...`: a private

@@ -15,7 +15,7 @@ own. ``# doc: slow (reason)`` (or the comment form) instead runs the block, and 
 file's test slow. Set-up code a reader need not see can go in a ```python block inside an
 HTML comment (``<!-- ... -->``): it runs here and is not shown.
 
-README.md's first block is run, and its result checked, by tests/test_readme.py.
+README.md's first block is run, and its result checked, by tests/integration/test_readme.py.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOC_FILES = [*sorted((ROOT / "docs").rglob("*.md")), ROOT / "README.md"]
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})python[ \t]*$")
@@ -96,7 +96,7 @@ def extract_blocks(path: Path) -> list[Block]:
 
 
 def _readme_first_block() -> str:
-    # exactly what tests/test_readme.py extracts and runs
+    # exactly what tests/integration/test_readme.py extracts and runs
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     code = re.search(r"```python\n(.*?)```", text, re.S)
     return code.group(1) if code else ""
@@ -107,7 +107,9 @@ def _blocks_of(path: Path) -> list[Block]:
     if path.name == "README.md" and path.parent == ROOT and blocks:
         first = blocks[0]
         if first.kind == "run" and first.code == _readme_first_block():
-            blocks[0] = Block(path, first.line, first.code, "skip", "run by tests/test_readme.py")
+            blocks[0] = Block(
+                path, first.line, first.code, "skip", "run by tests/integration/test_readme.py"
+            )
     return blocks
 
 

@@ -16,7 +16,7 @@ import pytest
 import hybridml as hm
 from hybridml import ConfigError, load_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 BASE = """\
 [study]

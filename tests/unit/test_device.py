@@ -357,9 +357,10 @@ def test_rad_keeps_its_points_on_the_device() -> None:
 
 # --------------------------------------------------------------------------- the benchmark
 
-BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.py"
+BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu.py"
 
 
+@pytest.mark.slow  # runs a benchmark
 @pytest.mark.skipif(not BENCHMARK.exists(), reason="benchmarks/ is not in this checkout")
 def test_gpu_benchmark_runs_quick_on_the_cpu_and_says_no_cuda(
     tmp_path: Path, load_script: Any, capsys: pytest.CaptureFixture[str]

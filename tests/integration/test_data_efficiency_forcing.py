@@ -14,7 +14,10 @@ from torch import Tensor, nn
 
 import hybridml as hm
 
-_SCRIPT = Path(__file__).parents[1] / "benchmarks" / "data_efficiency.py"
+# runs a benchmark or an example end to end: leave out with -m 'not slow'
+pytestmark = pytest.mark.slow
+
+_SCRIPT = Path(__file__).parents[2] / "benchmarks" / "data_efficiency.py"
 
 
 @pytest.fixture(scope="module")

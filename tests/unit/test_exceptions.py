@@ -11,7 +11,7 @@ import pytest
 import hybridml as hm
 import hybridml.exceptions as exc
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 BUILTIN = {
     "InvalidArgumentError": ValueError,

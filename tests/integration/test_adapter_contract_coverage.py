@@ -19,7 +19,7 @@ import pytest
 from hybridml import available_simulators
 from hybridml.testing import AdapterContractTests, covered_adapters
 
-SIMULATORS = Path(__file__).resolve().parents[1] / "simulators"
+SIMULATORS = Path(__file__).resolve().parents[2] / "simulators"
 
 
 def _import_adapter_tests() -> dict[str, str]:

@@ -11,7 +11,10 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-_SCRIPT = Path(__file__).parents[1] / "benchmarks" / "data_efficiency.py"
+# runs a benchmark or an example end to end: leave out with -m 'not slow'
+pytestmark = pytest.mark.slow
+
+_SCRIPT = Path(__file__).parents[2] / "benchmarks" / "data_efficiency.py"
 
 
 @pytest.fixture(scope="module")
