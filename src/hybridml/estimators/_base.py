@@ -436,3 +436,19 @@ def _check_validation(val: InputData, data: InputData, what: str) -> None:
             f"output column(s); X and y have {data.X.shape[1]} and {data.y.shape[1]}; pass "
             "validation=(X_val, y_val) with the same columns."
         )
+
+
+def check_ensemble_settings(owner: str, n_members: Any, coverage: Any, calibration: Any) -> None:
+    """The settings every ensemble shares: a positive number of members, a coverage in
+    (0, 1) and a held-out calibration fraction in (0, 1) or None."""
+    if isinstance(n_members, bool) or not isinstance(n_members, int) or n_members < 1:
+        raise InvalidArgumentError(
+            f"{owner}: n_members must be a positive integer, got {n_members!r}."
+        )
+    if not (isinstance(coverage, float | int) and 0.0 < float(coverage) < 1.0):
+        raise InvalidArgumentError(f"{owner}: coverage must lie in (0, 1), got {coverage!r}.")
+    if calibration is not None and not 0.0 < float(calibration) < 1.0:
+        raise InvalidArgumentError(
+            f"{owner}: calibration is the fraction of rows held out, in (0, 1), or "
+            f"None; got {calibration!r}."
+        )

@@ -24,8 +24,8 @@ from ..exceptions import InvalidArgumentError, NotFittedError
 from ..losses._base import LossTerm
 from ..nn._batched import BatchedMLP
 from ..training import BFGS, LBFGS, Adam, Phase, Trainer
-from ._base import _ParamsMixin, _read
-from ._batched_terms import _MemberLoss, _Scaled, _WeightDecay
+from ._base import _ParamsMixin, _read, check_ensemble_settings
+from ._batched_terms import _MemberLoss, _WeightDecay
 from ._conformal import (
     ConformalCalibration,
     TooFewScoresError,
@@ -34,6 +34,7 @@ from ._conformal import (
     conformal_scores,
 )
 from ._ensemble_results import Calibration, EnsemblePrediction
+from ._network import _Affine
 
 __all__ = ["BatchedEnsemble"]
 
@@ -148,19 +149,7 @@ class BatchedEnsemble(_ParamsMixin):
     # ------------------------------------------------------------------ validation
     def _validate(self) -> None:
         n = self.n_members
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise InvalidArgumentError(
-                f"BatchedEnsemble: n_members must be a positive integer, got {n!r}."
-            )
-        if not (isinstance(self.coverage, float | int) and 0.0 < float(self.coverage) < 1.0):
-            raise InvalidArgumentError(
-                f"BatchedEnsemble: coverage must lie in (0, 1), got {self.coverage!r}."
-            )
-        if self.calibration is not None and not 0.0 < float(self.calibration) < 1.0:
-            raise InvalidArgumentError(
-                "BatchedEnsemble: calibration is the fraction of rows held out, in (0, 1), or "
-                f"None; got {self.calibration!r}."
-            )
+        check_ensemble_settings("BatchedEnsemble", n, self.coverage, self.calibration)
         wd = self.weight_decay
         if isinstance(wd, bool) or not isinstance(wd, int | float) or not wd >= 0:
             raise InvalidArgumentError(
@@ -309,7 +298,7 @@ class BatchedEnsemble(_ParamsMixin):
             self._calibrate_arrays(data.X[cal_idx], data.y[cal_idx], g_cal)
         return self
 
-    def _build(self, x: np.ndarray, y: np.ndarray) -> tuple[BatchedMLP, _Scaled]:
+    def _build(self, x: np.ndarray, y: np.ndarray) -> tuple[BatchedMLP, _Affine]:
         lo = hi = None
         if self.scale_inputs:
             lo, hi = x.min(axis=0), x.max(axis=0)
@@ -331,7 +320,7 @@ class BatchedEnsemble(_ParamsMixin):
             shift = np.where(m, y, 0.0).sum(axis=0) / cnt
             sd = np.sqrt((np.where(m, y - shift, 0.0) ** 2).sum(axis=0) / cnt)
             scale = np.where(sd > 0, sd, 1.0)
-        wrapped = _Scaled(net, torch.as_tensor(shift), torch.as_tensor(scale)).to(self.dtype)
+        wrapped = _Affine(net, torch.as_tensor(shift), torch.as_tensor(scale)).to(self.dtype)
         return net, wrapped
 
     # ------------------------------------------------------------------ predict

@@ -1,5 +1,5 @@
-"""The parts a :class:`~hybridml.BatchedEnsemble` trains: the scaled batched network, the
-members' weighted data loss and the weight-decay term."""
+"""The loss terms a :class:`~hybridml.BatchedEnsemble` trains: the members' weighted data
+loss and the weight-decay term."""
 
 from __future__ import annotations
 
@@ -9,24 +9,7 @@ from torch import Tensor, nn
 from ..losses._base import LossTerm
 from ..nn._batched import BatchedMLP
 
-__all__ = ["_MemberLoss", "_Scaled", "_WeightDecay"]
-
-
-class _Scaled(nn.Module):
-    """``shift + scale * net(x)`` per output: the members learn standardised targets."""
-
-    shift: Tensor
-    scale: Tensor
-
-    def __init__(self, net: BatchedMLP, shift: Tensor, scale: Tensor) -> None:
-        super().__init__()
-        self.net = net
-        self.register_buffer("shift", shift)
-        self.register_buffer("scale", scale)
-
-    def forward(self, x: Tensor) -> Tensor:
-        out: Tensor = self.shift + self.scale * self.net(x)
-        return out
+__all__ = ["_MemberLoss", "_WeightDecay"]
 
 
 class _MemberLoss(LossTerm):
@@ -63,7 +46,7 @@ class _WeightDecay(LossTerm):
         self.rate = rate
 
     def forward(self, model: nn.Module) -> Tensor:
-        net = model.net if isinstance(model, _Scaled) else model
+        net = getattr(model, "net", model)  # the batched net, inside its output scaling
         assert isinstance(net, BatchedMLP)
         total: Tensor = sum((w**2).sum() for w in net.weights)
         return self.rate * total

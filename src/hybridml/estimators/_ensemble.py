@@ -45,6 +45,7 @@ from ._base import (
     _RegressorTags,
     _take,
     _targets,
+    check_ensemble_settings,
     clone,
 )
 from ._ensemble_results import (
@@ -161,19 +162,7 @@ class DeepEnsemble(_ParamsMixin, _RegressorTags):
     # ------------------------------------------------------------------ validation
     def _validate(self) -> None:
         n = self.n_members
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise InvalidArgumentError(
-                f"DeepEnsemble: n_members must be a positive integer, got {n!r}."
-            )
-        if not (isinstance(self.coverage, float | int) and 0.0 < float(self.coverage) < 1.0):
-            raise InvalidArgumentError(
-                f"DeepEnsemble: coverage must lie in (0, 1), got {self.coverage!r}."
-            )
-        if self.calibration is not None and not 0.0 < float(self.calibration) < 1.0:
-            raise InvalidArgumentError(
-                "DeepEnsemble: calibration is the fraction of rows held out, in (0, 1), or "
-                f"None; got {self.calibration!r}."
-            )
+        check_ensemble_settings("DeepEnsemble", n, self.coverage, self.calibration)
         if self.member_params is not None and len(self.member_params) != n:
             raise InvalidArgumentError(
                 f"DeepEnsemble: member_params has {len(self.member_params)} entries but "
