@@ -155,3 +155,25 @@ def test_prediction_calibration_over_groups_and_errors() -> None:
         hm.BatchedEnsemble(n_members=2, calibration=None, bootstrap=False).fit(
             x, y, member_weights=w
         )
+
+
+def test_checks_run_on_the_members_mean_and_follow_the_policy() -> None:
+    import hybridml as hm
+
+    x = np.linspace(0.0, 1.0, 40)[:, None]
+    y = np.sin(3 * x)
+    checks = [
+        hm.Bounds("y", lower=-1.5, upper=1.5, name="y bounded"),
+        hm.Bounds("y", lower=5.0, upper=6.0, name="never true"),
+    ]
+    ens = hm.BatchedEnsemble(
+        inputs=["x"], outputs=["y"], hidden=(8,), n_members=3, phases=(hm.Adam(30, lr=1e-2),),
+        calibration=None, checks=checks, check_policy="record", progress=False,
+    )  # fmt: skip
+    pred = ens.fit(x, y).predict(x)
+    assert [r.name for r in pred.report] == ["y bounded", "never true"]
+    assert [r.passed for r in pred.report] == [True, False]
+    with pytest.raises(hm.ConsistencyError, match="never true"):
+        ens.predict(x, policy="raise")
+    with pytest.raises(hm.InvalidArgumentError, match="check_policy must be"):
+        hm.BatchedEnsemble(check_policy="ignore", progress=False).fit(x, y)

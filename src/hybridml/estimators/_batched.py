@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..checks import Check, Policy, run_checks
 from ..exceptions import InvalidArgumentError, NotFittedError
 from ..losses._base import LossTerm
 from ..nn._batched import BatchedMLP
@@ -100,9 +101,11 @@ class BatchedEnsemble(_ParamsMixin):
 
     A member whose loss becomes non-finite stops the whole batch
     (:class:`~hybridml.NonFiniteLossError`), unlike :class:`~hybridml.DeepEnsemble`, which
-    leaves a failed member out. The predictions run no consistency checks (``report`` is
-    None); for checked members use a :class:`~hybridml.DeepEnsemble` of
-    :class:`~hybridml.HybridRegressor`.
+    leaves a failed member out. ``checks`` (consistency checks of the outputs, by column
+    name) run on the members' mean at every prediction, under ``check_policy``, and their
+    report is the prediction's ``report``; checks that evaluate a model at fresh points
+    (:class:`~hybridml.ResidualBelow`) need a :class:`~hybridml.DeepEnsemble` of
+    :class:`~hybridml.HybridRegressor` instead.
     """
 
     def __init__(
@@ -126,6 +129,8 @@ class BatchedEnsemble(_ParamsMixin):
         seed: int = 0,
         progress: bool | None = None,
         device: str | torch.device | None = None,
+        checks: Sequence[Check] = (),
+        check_policy: Policy | str = "warn",
     ) -> None:
         self.inputs = inputs
         self.outputs = outputs
@@ -145,11 +150,22 @@ class BatchedEnsemble(_ParamsMixin):
         self.seed = seed
         self.progress = progress
         self.device = device
+        self.checks = checks
+        self.check_policy = check_policy
 
     # ------------------------------------------------------------------ validation
     def _validate(self) -> None:
         n = self.n_members
         check_ensemble_settings("BatchedEnsemble", n, self.coverage, self.calibration)
+        if str(getattr(self.check_policy, "value", self.check_policy)) not in (
+            "raise",
+            "warn",
+            "record",
+        ):
+            raise InvalidArgumentError(
+                f"BatchedEnsemble: check_policy must be 'raise', 'warn' or 'record', got "
+                f"{self.check_policy!r}."
+            )
         wd = self.weight_decay
         if isinstance(wd, bool) or not isinstance(wd, int | float) or not wd >= 0:
             raise InvalidArgumentError(
@@ -354,16 +370,21 @@ class BatchedEnsemble(_ParamsMixin):
         typical = np.nanmean(std, axis=0)
         return np.maximum(1e-6 * np.where(np.isfinite(typical), typical, 0.0), 1e-12)
 
-    def predict(self, X: Any, *, coverage: float | None = None) -> EnsemblePrediction:
-        """The members' mean, spread and conformal interval at ``X``.
+    def predict(
+        self, X: Any, *, coverage: float | None = None, policy: Policy | str | None = None
+    ) -> EnsemblePrediction:
+        """The members' mean, spread and conformal interval at ``X``, with the report of
+        the ``checks`` on the mean.
 
         Args:
             X: inputs ``(n, d)``, or a Dataset or DataFrame.
             coverage: another coverage than the calibrated one (recalibrated from the
                 stored scores, same unit and fallback).
+            policy: what a failed check does (default: ``check_policy``).
 
         Returns:
-            An :class:`~hybridml.EnsemblePrediction` (``report`` None: no checks run).
+            An :class:`~hybridml.EnsemblePrediction`; its ``report`` holds one result per
+            check (none when there are no checks).
         """
         members = self.member_predictions(X)
         mean, std = members.mean(axis=0), members.std(axis=0)
@@ -380,9 +401,18 @@ class BatchedEnsemble(_ParamsMixin):
             q = cal.quantile if coverage is None else self._quantiles(cov)
             half = q * np.maximum(std, self.calibration_floor_)
         units = {k: v for k, v in self.units_.items() if k in self.output_names_}
+        report = self._report(X, mean, policy)
         return EnsemblePrediction(
-            mean, std, mean - half, mean + half, cov, members, None, self.output_names_, units
+            mean, std, mean - half, mean + half, cov, members, report, self.output_names_, units
         )
+
+    def _report(self, X: Any, mean: np.ndarray, policy: Policy | str | None) -> Any:
+        """Run the checks on the inputs and the members' mean, by column name."""
+        chosen = Policy(self.check_policy if policy is None else policy)
+        x = self._inputs(X, "BatchedEnsemble.predict")
+        data = {name: x[:, j] for j, name in enumerate(self.input_names_)}
+        data.update({name: mean[:, j] for j, name in enumerate(self.output_names_)})
+        return run_checks(list(self.checks), data).enforce(chosen)
 
     # ------------------------------------------------------------------ calibration
     def calibrate(self, X: Any, y: Any = None, groups: Any = None) -> BatchedEnsemble:
