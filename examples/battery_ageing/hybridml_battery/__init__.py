@@ -49,21 +49,21 @@ _EXPORTS = {
     "FLEET_CONFIGS": "_fleet",
     "FleetConfig": "_fleet",
     "FleetMethod": "_fleet",
-    "HybridMethod": "_methods",
+    "HybridMethod": "_ensembles",
     "Method": "_methods",
-    "NNMethod": "_methods",
+    "NNMethod": "_ensembles",
     "NetSettings": "_methods",
     "PhysicsMethod": "_methods",
     "Window": "_methods",
     # physics prior
     "FadeLibrary": "_physics",
-    "FleetPrior": "_physics",
-    "PhysicsPrior": "_physics",
+    "FleetPrior": "_identify",
+    "PhysicsPrior": "_identify",
     "SweepDesign": "_physics",
     "default_cache_dir": "_physics",
     "fade_library": "_physics",
-    "fleet_prior": "_physics",
-    "identify": "_physics",
+    "fleet_prior": "_identify",
+    "identify": "_identify",
     "with_onsets": "_physics",
     # protocol
     "CURVE_FRACTIONS": "_protocol",
@@ -103,27 +103,23 @@ if TYPE_CHECKING:  # pragma: no cover
         load_cells,
     )
     from ._datasets import DATASETS, BundledDataset, bundled_dataset, dataset_path
+    from ._ensembles import HybridMethod, NNMethod
     from ._fleet import FLEET_CONFIGS, FleetConfig, FleetMethod
+    from ._identify import FleetPrior, PhysicsPrior, fleet_prior, identify
     from ._methods import (
         ABLATIONS,
         METHODS,
         SHRINK_GRID,
-        HybridMethod,
         Method,
         NetSettings,
-        NNMethod,
         PhysicsMethod,
         Window,
     )
     from ._physics import (
         FadeLibrary,
-        FleetPrior,
-        PhysicsPrior,
         SweepDesign,
         default_cache_dir,
         fade_library,
-        fleet_prior,
-        identify,
         with_onsets,
     )
     from ._protocol import (

@@ -11,7 +11,7 @@ from ._data import CellData
 from ._methods import ABLATIONS, METHODS, Window
 
 if TYPE_CHECKING:
-    from ._study import _Fold
+    from ._folds import _Fold
 
 __all__ = ["write_figures", "write_report"]
 

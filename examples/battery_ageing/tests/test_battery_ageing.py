@@ -15,16 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 from hybridml_battery import BatteryDataWarning, dataset_path, load_cells, run_battery_ageing
-from hybridml_battery._physics import (
-    ONSET,
-    REGEN_TAUS,
-    FadeLibrary,
-    fleet_prior,
-    identify,
-    regen_basis,
-    regen_events,
-    with_onsets,
-)
+from hybridml_battery._identify import REGEN_TAUS, fleet_prior, identify, regen_basis, regen_events
+from hybridml_battery._physics import ONSET, FadeLibrary, with_onsets
 
 from hybridml import DataError, InvalidArgumentError, sha256_file
 

@@ -9,8 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from hybridml_battery import Cell, CellData, FadeLibrary, NetSettings, cell_folds
+from hybridml_battery._folds import _run_fold_job
+from hybridml_battery._methods import _window_problem
 from hybridml_battery._protocol import error_curve_grid, fold_jobs, run_jobs
-from hybridml_battery._study import _run_fold_job, _window_problem
 
 
 def _library() -> FadeLibrary:

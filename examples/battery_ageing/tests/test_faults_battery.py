@@ -25,15 +25,9 @@ import numpy as np
 import pytest
 from hybridml_battery import BatteryDataWarning, dataset_path, load_cells
 from hybridml_battery._cli import main
-from hybridml_battery._physics import (
-    REFERENCE_AH,
-    REGEN_MIN_AH,
-    SweepDesign,
-    capacity_scale,
-    fade_library,
-    regen_events,
-)
-from hybridml_battery._study import REGEN_TOL_AH, _checks
+from hybridml_battery._identify import REGEN_MIN_AH, regen_events
+from hybridml_battery._metrics import REGEN_TOL_AH, _checks
+from hybridml_battery._physics import REFERENCE_AH, SweepDesign, capacity_scale, fade_library
 
 from hybridml import CacheWarning, DataError
 
