@@ -93,8 +93,9 @@ def _weights(cfg: StudyConfig) -> Any:
     return cfg.training.weights or None
 
 
-def regressor(cfg: StudyConfig, adapters: list[Any]) -> Any:
-    """The :class:`~hybridml.HybridRegressor` the config describes."""
+def regressor(cfg: StudyConfig, adapters: list[Any], checkpoint: str | None = None) -> Any:
+    """The :class:`~hybridml.HybridRegressor` the config describes (``checkpoint``: the
+    file its training progress is saved to and resumed from)."""
     from ..estimators import HybridRegressor
     from ..training import EarlyStopping
 
@@ -123,13 +124,17 @@ def regressor(cfg: StudyConfig, adapters: list[Any]) -> Any:
         early_stopping=None if es is None else EarlyStopping(es.patience, es.min_delta, es.every),
         seed=cfg.seed,
         device=cfg.device,
+        checkpoint=checkpoint,
         **kwargs,
     )
 
 
-def estimator(cfg: StudyConfig, adapters: list[Any]) -> Any:
-    """The configured estimator: a regressor, or the ``[ensemble]`` of them."""
-    return _estimator(cfg, adapters)
+def estimator(cfg: StudyConfig, adapters: list[Any], checkpoint: str | None = None) -> Any:
+    """The configured estimator: a regressor, or the ``[ensemble]`` of them. With
+    ``checkpoint``, training progress is saved there and resumed from there (a
+    :class:`~hybridml.DeepEnsemble`'s members and cross-validation folds derive their own
+    files from it; a :class:`~hybridml.BatchedEnsemble` saves none)."""
+    return _estimator(cfg, adapters, checkpoint)
 
 
 def build_estimator(cfg: StudyConfig, adapters: Sequence[Any] | None = None) -> Any:
@@ -150,15 +155,15 @@ def build_estimator(cfg: StudyConfig, adapters: Sequence[Any] | None = None) -> 
     return _estimator(cfg, list(adapters))
 
 
-def _estimator(cfg: StudyConfig, adapters: list[Any]) -> Any:
+def _estimator(cfg: StudyConfig, adapters: list[Any], checkpoint: str | None = None) -> Any:
     ens = cfg.ensemble
     if ens is None:
-        return regressor(cfg, adapters)
+        return regressor(cfg, adapters, checkpoint)
     if ens.kind == "deep":
         from ..estimators import DeepEnsemble
 
         return DeepEnsemble(
-            regressor(cfg, adapters),
+            regressor(cfg, adapters, checkpoint),
             n_members=ens.members,
             bootstrap=ens.bootstrap,
             calibration=ens.calibration,

@@ -5,7 +5,8 @@ The run folder holds: ``config.toml`` (the configuration as given), ``manifest.j
 ``predictions.csv`` (with an ensemble's interval columns), ``checkpoint.pt`` (the fitted
 model's model file), ``consistency.json``, ``cv.json`` (with ``[cross_validation]``) and
 ``figures/*.png``. It is written as a whole (:class:`RunFolder`): a run that fails or
-is killed leaves the previous run folder as it was.
+is killed leaves the previous run folder as it was. Its training progress is saved in
+``<out>.progress/`` meanwhile, so that a rerun after a kill resumes it (``_progress.py``).
 """
 
 from __future__ import annotations
@@ -25,9 +26,16 @@ from typing import Any
 
 import numpy as np
 
-from ..exceptions import ConfigError, HybridMLError, UnknownSimulatorError, did_you_mean
+from ..exceptions import (
+    CheckpointMismatchError,
+    ConfigError,
+    HybridMLError,
+    UnknownSimulatorError,
+    did_you_mean,
+)
 from ._config import StudyConfig, config_error, load_config
 from ._folder import RunFolder
+from ._progress import TrainingProgress, progress_key
 
 __all__ = ["load_data", "run_manifest", "run_study", "sha256_file"]
 
@@ -210,7 +218,11 @@ def _cell(v: Any) -> str:
 
 
 def run_study(
-    config_path: str | Path, out: str | Path | None = None, *, device: str | None = None
+    config_path: str | Path,
+    out: str | Path | None = None,
+    *,
+    device: str | None = None,
+    fresh: bool = False,
 ) -> Path:
     """Run the study in ``config_path`` and return its run folder.
 
@@ -223,6 +235,15 @@ def run_study(
     phases, output transforms, early stopping, simulated rows (mixed in, or for
     pre-training and fine-tuning) and cross-validation; their results go into the run
     folder (``metrics.json``, ``cv.json``, interval columns in ``predictions.csv``).
+
+    Training progress is saved in ``<out>.progress/`` (trainer checkpoints, written
+    atomically), so that the same call after a kill resumes where the run stopped and
+    gives the same results as an uninterrupted run; the folder is removed once the run
+    folder is in place. A progress folder of another config, other input data or another
+    version is discarded, as is a checkpoint that cannot be read (named on standard
+    error); ``fresh=True`` (``--fresh``) discards it in any case. A
+    :class:`~hybridml.BatchedEnsemble` and the fine-tuning stage of ``[finetune]`` save
+    no progress (they start over).
     """
     from ._build import check_calibration, estimator
 
@@ -239,9 +260,30 @@ def run_study(
     train = load_data(cfg.data.path, cfg)
     test = load_data(cfg.data.test_path, cfg) if cfg.data.test_path is not None else None
     check_calibration(cfg, train)
-    with folder:
-        _fit_and_write(est, cfg, train, test, folder, adapters)
+    progress = TrainingProgress(destination, progress_key(cfg.text, _inputs(cfg), cfg.device))
+    progress.open(fresh=fresh)
+    try:
+        with folder:
+            est = estimator(cfg, adapters, str(progress.checkpoint))
+            _fit_and_write(est, cfg, train, test, folder, adapters)
+    except CheckpointMismatchError as exc:  # saved by another hybridml of the same version
+        progress.discard(f"{exc}; starting over")
+        progress.open()
+        with folder:
+            est = estimator(cfg, adapters, str(progress.checkpoint))
+            _fit_and_write(est, cfg, train, test, folder, adapters)
+    progress.remove()  # the run folder is in place: nothing is left to resume
     return destination
+
+
+def _inputs(cfg: StudyConfig) -> list[Path]:
+    """The files a run reads: its data, test data, simulated rows, validation rows."""
+    paths = [cfg.data.path, cfg.data.test_path]
+    if cfg.synthetic is not None:
+        paths.append(cfg.synthetic.path)
+    if cfg.early_stopping is not None:
+        paths.append(cfg.early_stopping.path)
+    return [Path(p) for p in paths if p is not None]
 
 
 def _fit(est: Any, cfg: StudyConfig, train: Any, adapters: list[Any]) -> dict[str, Any]:
