@@ -217,3 +217,23 @@ def test_a_dataset_brings_its_groups_and_units_to_the_ensemble() -> None:
     pred = ens.predict(ds)
     assert pred.columns == ("y [V]",) and pred.units == {"x [s]": "s", "y [V]": "V"}
     assert pred.report is not None and pred.report.passed  # no checks: an empty report
+
+
+def test_an_output_never_measured_gets_no_calibrated_interval_and_a_warning() -> None:
+    # v is never measured (as in the README's oscillator): the measured output is
+    # calibrated as usual, v's interval is NaN (no interval can be calibrated without
+    # measurements) and a warning names it
+    import hybridml as hm
+
+    x = np.linspace(0.0, 1.0, 40)[:, None]
+    y = np.column_stack([np.sin(3 * x[:, 0]), np.full(40, np.nan)])
+    est = hm.HybridRegressor(
+        inputs=["t"], outputs=["x", "v"], hidden=(8,), adam_steps=40, lbfgs_steps=0,
+        progress=False,
+    )  # fmt: skip
+    ens = hm.DeepEnsemble(est, n_members=3, calibration=0.5, coverage=0.8, progress=False)
+    with pytest.warns(hm.HybridMLWarning, match=r"\['v'\].*no calibrated interval"):
+        ens.fit(x, y)
+    pred = ens.predict(x, policy="record")
+    assert np.isfinite(pred.lower[:, 0]).all() and np.isnan(pred.lower[:, 1]).all()
+    assert ens.calibration_.n > 0 and np.isnan(ens.calibration_.quantile[1])

@@ -52,7 +52,7 @@ from ._ensemble_results import (
     Calibration,
     EnsemblePrediction,
     MemberFailure,
-    _conformal_quantile,
+    calibrated_quantiles,
 )
 
 __all__ = [
@@ -373,8 +373,8 @@ class DeepEnsemble(_ParamsMixin, _RegressorTags):
             m = np.isfinite(yy[:, j])
             s = np.abs(yy[m, j] - mean[m, j]) / np.maximum(std[m, j], floor[j])
             scores.append(np.sort(s))
-        q = np.array([_conformal_quantile(s, float(self.coverage)) for s in scores])
-        achieved = np.array([float(np.mean(s <= qj)) for s, qj in zip(scores, q, strict=True)])
+        names = list(getattr(self.estimator, "outputs", None) or [])
+        q, achieved = calibrated_quantiles(scores, float(self.coverage), names)
         self.calibration_ = Calibration(float(self.coverage), tuple(scores), q, achieved)
         self.calibration_floor_ = floor
         return self

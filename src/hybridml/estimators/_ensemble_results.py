@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..checks import ConsistencyReport
-from ..exceptions import InvalidArgumentError
+from ..exceptions import HybridMLWarning, InvalidArgumentError
 
 __all__ = ["Calibration", "EnsemblePrediction", "MemberFailure"]
 
@@ -55,12 +56,18 @@ class Calibration:
 
     @property
     def n(self) -> int:
-        """Number of calibration points (of the least measured output)."""
-        return min(s.size for s in self.scores)
+        """Number of calibration points (of the least measured output that has any)."""
+        return min((s.size for s in self.scores if s.size), default=0)
 
     def multiplier(self, coverage: float) -> np.ndarray:
-        """The multiplier ``q`` per output for another coverage level."""
-        return np.array([_conformal_quantile(s, coverage) for s in self.scores])
+        """The multiplier ``q`` per output for another coverage level (NaN for an output
+        with no measured calibration point: it has no calibrated interval)."""
+        return np.array([_quantile_or_nan(s, coverage) for s in self.scores])
+
+
+def _quantile_or_nan(sorted_scores: np.ndarray, coverage: float) -> float:
+    """The conformal quantile, or NaN for an output that was never measured."""
+    return float("nan") if sorted_scores.size == 0 else _conformal_quantile(sorted_scores, coverage)
 
 
 def _conformal_quantile(sorted_scores: np.ndarray, coverage: float) -> float:
@@ -131,3 +138,37 @@ class EnsemblePrediction:
     def to_csv(self, path: str | os.PathLike[str]) -> None:
         """Write :meth:`to_dataset` as a CSV file (atomically; floats read back exactly)."""
         self.to_dataset().to_csv(path)
+
+
+def calibrated_quantiles(
+    scores: list[np.ndarray], coverage: float, names: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The multiplier and the achieved calibration coverage per output.
+
+    An output with no measured calibration point (one that is never measured) gets NaN,
+    with a warning naming it: it has no calibrated interval. If no output is measured,
+    nothing can be calibrated: an error.
+    """
+    unmeasured = [j for j, s in enumerate(scores) if s.size == 0]
+    if len(unmeasured) == len(scores):
+        raise InvalidArgumentError(
+            "DeepEnsemble.calibrate: no target is measured among the calibration points; "
+            "give calibration points with measured values."
+        )
+    if unmeasured:
+        which = [names[j] if j < len(names) else f"column {j}" for j in unmeasured]
+        warnings.warn(
+            f"DeepEnsemble.calibrate: output(s) {which} have no measured value among the "
+            "calibration points, so they get no calibrated interval (lower/upper NaN); "
+            "the other outputs are calibrated as usual.",
+            HybridMLWarning,
+            stacklevel=3,
+        )
+    q = np.array([_quantile_or_nan(s, coverage) for s in scores])
+    achieved = np.array(
+        [
+            float(np.mean(s <= qj)) if s.size else float("nan")
+            for s, qj in zip(scores, q, strict=True)
+        ]
+    )
+    return q, achieved
