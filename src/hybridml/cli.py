@@ -46,7 +46,7 @@ def _cmd_simulators(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from .study._run import run_study
 
-    run_dir = run_study(args.config, out=args.out, device=args.device)
+    run_dir = run_study(args.config, out=args.out, device=args.device, fresh=args.fresh)
     _print_run(run_dir)
     return 0
 
@@ -150,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--device",
         help="where training runs: auto, cpu, cuda or cuda:N (default: the config's study.device)",
+    )
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="discard the saved training progress (<out>.progress/) and train from the start",
     )
     p.set_defaults(func=_cmd_run)
 
