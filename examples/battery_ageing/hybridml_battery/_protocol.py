@@ -7,7 +7,7 @@ import dataclasses
 import multiprocessing
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -239,6 +239,7 @@ def run_jobs(
     processes: int = 1,
     executor: Executor | None = None,
     log: Callable[[str], None] | None = None,
+    on_done: Callable[[int, _T], None] | None = None,
 ) -> list[_T]:
     """``[fn(job) for job in jobs]``, serially or on an Executor; in the jobs' order.
 
@@ -252,6 +253,9 @@ def run_jobs(
         executor: any :class:`~concurrent.futures.Executor` to submit to instead (e.g. a
             Dask client's ``client.get_executor()``); it is left open.
         log: progress lines.
+        on_done: called as ``on_done(i, result)`` in this process as soon as job ``i``
+            is done (on a pool created here, in the order the jobs finish; e.g. to save
+            its results, :class:`._resume.JobStore`).
     """
     n_proc = int(processes)
     say = log or (lambda msg: None)
@@ -260,6 +264,8 @@ def run_jobs(
         for i, job in enumerate(jobs):
             say(f"[{i + 1}/{len(jobs)}] N={job.known_cycles} test cell(s) {_names(job)}")
             out.append(fn(job))
+            if on_done is not None:
+                on_done(i, out[-1])
         return out
     own = executor is None
     ex = executor or ProcessPoolExecutor(
@@ -267,11 +273,19 @@ def run_jobs(
     )
     try:
         futures = [ex.submit(fn, job) for job in jobs]
-        out = []
-        for i, (job, fut) in enumerate(zip(jobs, futures, strict=True)):
-            out.append(fut.result())
-            say(f"[{i + 1}/{len(jobs)}] done: N={job.known_cycles} test cell(s) {_names(job)}")
-        return out
+        # a pool of ours hands back each job as it finishes (so that it is saved at once);
+        # a caller's executor may return futures of its own kind: those are read in order
+        index = {id(fut): i for i, fut in enumerate(futures)}
+        order = as_completed(futures) if own else iter(futures)
+        results: dict[int, _T] = {}
+        for k, fut in enumerate(order):
+            i = index[id(fut)]
+            results[i] = fut.result()
+            if on_done is not None:
+                on_done(i, results[i])
+            job = jobs[i]
+            say(f"[{k + 1}/{len(jobs)}] done: N={job.known_cycles} test cell(s) {_names(job)}")
+        return [results[i] for i in range(len(jobs))]
     finally:
         if own:
             ex.shutdown(wait=True, cancel_futures=True)

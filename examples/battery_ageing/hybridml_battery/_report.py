@@ -133,9 +133,13 @@ def write_report(
     consistency: dict[str, Any],
     figures: list[str],
     skipped: list[str],
+    run: dict[str, Any] | None = None,
 ) -> None:
-    """Write ``report.md``: settings, methods table, per cell, checks, figures, drops."""
+    """Write ``report.md``: settings, methods table, per cell, checks, figures, drops;
+    ``run``: what this run took (the ``run`` section of ``manifest.json``)."""
     s = metrics["settings"]
+    run = run or {}
+    resumed = run.get("fold_jobs_resumed", 0)
     eol = (
         f"{s['eol_ah']} Ah"
         if s["eol_ah"] is not None
@@ -152,7 +156,8 @@ def write_report(
         f"cell is seen only for cycles <= {s['known_cycles']}"
         f"{every}; its fold's training cells in full. "
         f"EOL: first cycle at or below {eol}. Seed {s['seed']}"
-        f"{', quick run' if s['quick'] else ''}; wall time {s.get('seconds', 0):.0f} s.",
+        f"{', quick run' if s['quick'] else ''}; wall time {run.get('seconds', 0):.0f} s"
+        f"{f' ({resumed} fold jobs resumed from a killed run)' if resumed else ''}.",
         "",
         "## Methods (mean over cells)",
         "",
@@ -239,7 +244,8 @@ def write_report(
         "## Physics",
         "",
         f"{sw['description']}. {sw['n_succeeded']}/{sw['n_simulations']} simulations "
-        f"succeeded ({sw['n_cached']} from the cache) in {sw['seconds']} s.",
+        f"succeeded ({run.get('pybamm_n_cached', 0)} from the cache) in "
+        f"{run.get('pybamm_sweep_seconds', 0)} s.",
     ]
     for fail in sw["failures"]:
         lines.append(f"- failed simulation: {fail}")

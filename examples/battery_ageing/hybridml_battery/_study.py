@@ -14,15 +14,16 @@ from typing import Any
 
 from hybridml import DataError, InvalidArgumentError, RunFolder
 
-from ._calibration import COVERAGE
+from ._calibration import CALIBRATION, COVERAGE
 from ._data import check_eol_thresholds, load_cells
 from ._datasets import DATASETS, bundled_dataset
 from ._folds import _check_window, _Fold, _run_fold_job
 from ._identify import REGEN_MIN_AH, REGEN_TAUS
-from ._methods import METHODS, NetSettings, Window, _window_problem
+from ._methods import ABLATIONS, METHODS, NetSettings, Window, _window_problem
 from ._metrics import _consistency, _curve, _metrics
 from ._physics import REFERENCE_AH, SweepDesign, default_cache_dir, fade_library
 from ._protocol import cell_folds, error_curve_grid, fold_jobs, leave_out_short_cells, run_jobs
+from ._resume import JobStore, fingerprint, progress_dir
 from ._writing import _manifest, _write_json, _write_predictions
 
 __all__ = ["BENCHMARK_CELLS", "BatteryResult", "run_battery_ageing"]
@@ -252,8 +253,47 @@ def run_battery_ageing(
         f"{len(fold_list)} fold jobs (N in {curve}, {curve_rule}); "
         + (f"on {executor!r}" if executor is not None else f"{max(int(jobs), 1)} process(es)")
     )
+    # the finished jobs of an earlier, killed run of the same study are read back, not rerun
+    store = JobStore(
+        progress_dir(
+            out,
+            fingerprint(
+                cd,
+                {
+                    "cells": ids,
+                    "fold_of": protocol.fold_of,
+                    "known_cycles": int(known_cycles),
+                    "curve": list(curve),
+                    "every": int(every),
+                    "thresholds": thresholds,
+                    "seed": int(seed),
+                    "quick": bool(quick),
+                    "nets": repr(nets),
+                    "methods": [*METHODS, *ABLATIONS],
+                    "coverage": COVERAGE,
+                    "calibration": CALIBRATION,
+                    "library": [library.description, list(map(repr, library.params))],
+                },
+                library.curves,
+            ),
+        )
+    )
+    for stale in store.discard_others():
+        log(f"discarded the saved fold jobs of another study in {stale}")
+    done, todo = store.split(fold_list)
+    if done:
+        log(f"resuming: {len(done)} of {len(fold_list)} fold jobs already done ({store.path})")
+
+    def save(k: int, result: list[_Fold]) -> None:
+        job = fold_list[todo[k]]
+        store.save(job, result)
+        log(f"saved fold job {store.file(job).stem}")
+
     run = functools.partial(_run_fold_job, library=library, nets=nets, seed=int(seed))
-    per_job = run_jobs(run, fold_list, processes=jobs, executor=executor, log=log)
+    fresh = run_jobs(
+        run, [fold_list[i] for i in todo], processes=jobs, executor=executor, log=log, on_done=save
+    )
+    per_job = [done[i] if i in done else fresh[todo.index(i)] for i in range(len(fold_list))]
     # in the serial order (N, then cell), whatever order the jobs ran in
     by_cell: dict[tuple[int, str], list[_Fold]] = {}
     for f in itertools.chain.from_iterable(per_job):
@@ -288,6 +328,7 @@ def run_battery_ageing(
         "quick": bool(quick),
         "seed": int(seed),
         "coverage": COVERAGE,
+        "calibration": CALIBRATION,
         "methods": list(METHODS),
         "ablations": {
             "physics-fleet": "the hybrid without its network correction and rate factor: "
@@ -302,8 +343,6 @@ def run_battery_ageing(
             "n_succeeded": len(library) // len(design.onsets),
             "fade_onsets_simulated_cycles": list(design.onsets),
             "failures": list(library.failures),
-            "n_cached": library.n_cached,
-            "seconds": round(library.seconds, 2),
         },
         "regeneration": {
             "min_rise_ah": REGEN_MIN_AH,
@@ -324,16 +363,24 @@ def run_battery_ageing(
         tmp = folder.path
         (tmp / "figures").mkdir()
         _write_predictions(tmp / "predictions.csv", main_folds)
-        seconds = time.perf_counter() - t_start
-        metrics["settings"]["seconds"] = round(seconds, 1)
+        # metrics.json holds what the study found, the same for a run resumed after a kill;
+        # what this run took (wall time, cache hits, resumed jobs) is in manifest.json
         _write_json(tmp / "metrics.json", metrics)
         _write_json(tmp / "consistency.json", consistency)
-        _write_json(tmp / "manifest.json", _manifest(settings, cd))
+        this_run = {
+            "seconds": round(time.perf_counter() - t_start, 1),
+            "pybamm_sweep_seconds": round(library.seconds, 2),
+            "pybamm_n_cached": library.n_cached,
+            "fold_jobs": len(fold_list),
+            "fold_jobs_resumed": len(done),
+        }
+        _write_json(tmp / "manifest.json", _manifest(settings, cd, this_run))
         log("figures")
         from ._report import write_figures, write_report
 
         figures = write_figures(tmp / "figures", cd, main_folds, thresholds, curve_rows, window)
-        write_report(tmp / "report.md", cd, metrics, consistency, figures, skipped)
+        write_report(tmp / "report.md", cd, metrics, consistency, figures, skipped, this_run)
+    store.remove()  # the run folder is complete: the saved jobs are not needed any more
     seconds = time.perf_counter() - t_start
     log(f"done in {seconds:.1f}s; outputs in {out}")
     return BatteryResult(out=out, metrics=metrics, consistency=consistency, seconds=seconds)

@@ -26,8 +26,11 @@ def _protocol(settings: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _manifest(settings: dict[str, Any], cd: CellData) -> dict[str, Any]:
-    """``manifest.json``: what a colleague needs to reproduce the run."""
+def _manifest(
+    settings: dict[str, Any], cd: CellData, run: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``manifest.json``: what a colleague needs to reproduce the run, and what this run
+    took (``run``: wall time, PyBaMM cache hits, fold jobs resumed from a killed run)."""
     from hybridml import run_manifest
 
     from . import __version__
@@ -40,6 +43,7 @@ def _manifest(settings: dict[str, Any], cd: CellData) -> dict[str, Any]:
         dataset=settings["dataset"],
         cells=list(settings["cells"]),
         protocol=_protocol(settings),
+        run=run or {},
     )
 
 
