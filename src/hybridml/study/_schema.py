@@ -1,7 +1,7 @@
 """The schema of a study configuration: every table and key ``hybridml run`` reads.
 
 One table, :data:`SECTIONS`, is read by :func:`hybridml.load_config` (types, choices,
-ranges, defaults, unknown keys) and rendered by :func:`render_markdown` into the reference
+ranges, defaults, unknown keys) and rendered by :func:`config_reference` into the reference
 ``docs/config.md``, so the documentation and the reader cannot drift (a test compares the
 two). Regenerate the reference with::
 
@@ -26,7 +26,6 @@ __all__ = [
     "check_value",
     "config_reference",
     "config_schema",
-    "render_markdown",
 ]
 
 
@@ -465,54 +464,12 @@ def config_schema() -> dict[str, Section]:
 def config_reference() -> str:
     """The configuration reference as Markdown (what ``docs/config.md`` holds; printed by
     ``hybridml config-reference``)."""
+    from ._schema_docs import render_markdown
+
     return render_markdown()
-
-
-def _default_text(key: Key) -> str:
-    if key.default is REQUIRED:
-        return "required"
-    if key.default is None:
-        return "—"
-    if isinstance(key.default, bool):
-        return f"`{str(key.default).lower()}`"
-    if isinstance(key.default, str):
-        return f'`"{key.default}"`'
-    if isinstance(key.default, float):
-        return f"`{key.default:g}`"
-    return f"`{key.default!r}`".replace("{}", "{ }")
-
-
-def _rows(keys: tuple[Key, ...]) -> list[str]:
-    out = ["| key | type | default | allowed | meaning |", "|---|---|---|---|---|"]
-    for k in keys:
-        allowed = " \\| ".join(f'`"{c}"`' for c in k.choices) or k.range_text()
-        out.append(f"| `{k.name}` | {k.type} | {_default_text(k)} | {allowed} | {k.doc} |")
-    return out
-
-
-def render_markdown() -> str:
-    """The configuration reference (``docs/config.md``), generated from :data:`SECTIONS`."""
-    lines = [
-        "# Study configuration reference",
-        "",
-        "<!-- Generated from src/hybridml/study/_schema.py; do not edit by hand.",
-        "     Regenerate: hybridml config-reference > docs/config.md -->",
-        "",
-        "`hybridml run STUDY.toml` reads these tables. A mistake (a wrong type, a value",
-        "out of range, an unknown key) is an error naming the file, the line and the key;",
-        "an unknown key also names the closest valid ones. Only `[data]` is required.",
-    ]
-    for s in SECTIONS:
-        header = f"[[{s.name}]]" if s.array else f"[{s.name}]"
-        lines += ["", f"## `{header}`", "", s.doc, "", *_rows(s.keys)]
-        for variant, keys in s.variants.items():
-            lines += ["", f'With `type = "{variant}"`:', "", *_rows(keys)]
-        if s.example:
-            lines += ["", "```toml", s.example, "```"]
-    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":  # pragma: no cover - python -m hybridml.study._schema
     import sys
 
-    sys.stdout.write(render_markdown())
+    sys.stdout.write(config_reference())

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,38 +17,13 @@ from ..losses._base import LossTerm
 from . import _checkpoint
 from ._balancing import Balancer
 from ._history import History, StepInfo
+from ._params import _collect_params, _first_nonfinite, _module_dtype
 from ._phase import Converged, Phase
 
 if TYPE_CHECKING:
     from ._trainer import Trainer
 
 Callback = Callable[["Trainer", StepInfo], object]
-
-
-def _collect_params(modules: Iterable[nn.Module]) -> list[Tensor]:
-    seen: set[int] = set()
-    out: list[Tensor] = []
-    for m in modules:
-        for p in m.parameters():
-            if p.requires_grad and id(p) not in seen:
-                seen.add(id(p))
-                out.append(p)
-    return out
-
-
-def _module_dtype(module: nn.Module) -> torch.dtype | None:
-    for t in itertools.chain(module.parameters(), module.buffers()):
-        if t.is_floating_point():
-            return t.dtype
-    return None
-
-
-def _first_nonfinite(values: Sequence[float]) -> int:
-    """Index of the first non-finite value (of the largest one if only the sum overflows)."""
-    for i, v in enumerate(values):
-        if not math.isfinite(v):
-            return i
-    return max(range(len(values)), key=lambda i: abs(values[i]))
 
 
 class _Engine:
