@@ -171,7 +171,7 @@ def run(
             "false_alarm": false_alarm,
             "horizon": horizon,
             "threshold": test_rule.threshold(),
-            "expected_delay_2sd": test_rule.expected_delay(2.0 * shift),
+            "expected_delay_at_shift": test_rule.expected_delay(),
         },
         "training_cells": train,
         "held_out_cells": held,
