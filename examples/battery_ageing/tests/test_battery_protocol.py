@@ -66,3 +66,29 @@ def test_fold_jobs_on_a_process_pool_equal_the_serial_run() -> None:
                 assert a.eol_pred == b.eol_pred and a.q == b.q
     # every method ran on every test cell of every job
     assert {f.method for f in serial[0]} >= {"hybrid", "nn", "linear", "fleet", "empirical"}
+
+
+def test_calibration_leaves_one_cell_out_for_few_cells_and_uses_inner_folds_for_many() -> None:
+    from hybridml_battery._calibration import INNER_FOLDS, INNER_HELD_PER_FOLD, _inner_splits
+    from hybridml_battery._methods import Window
+
+    window = Window(30.0)
+    few = list(_data([80, 90, 100]).cells.values())
+    splits = _inner_splits(few, window)
+    # three training cells (NASA): each held out in turn, fitted on the other two
+    assert [(j, h.cell_id, [c.cell_id for c in r]) for j, h, r in splits] == [
+        (0, "C0", ["C1", "C2"]),
+        (1, "C1", ["C0", "C2"]),
+        (2, "C2", ["C0", "C1"]),
+    ]
+    many = list(_data([80 + 5 * i for i in range(23)]).cells.values())
+    splits = _inner_splits(many, window)
+    held = [h.cell_id for _, h, _ in splits]
+    # 5 inner folds x 2 scored cells: 10 groups, enough to certify 90 % (10/11)
+    assert len(held) == len(set(held)) == INNER_FOLDS * INNER_HELD_PER_FOLD
+    for j, h, rest in splits:
+        assert many[j] is h
+        ids = {c.cell_id for c in rest}
+        assert h.cell_id not in ids and len(ids) in (18, 19)  # the other 4 inner folds
+        # the held cells fitted on the same rest are those of one inner fold
+        assert not {x.cell_id for _, x, r in splits if {c.cell_id for c in r} == ids} & ids
