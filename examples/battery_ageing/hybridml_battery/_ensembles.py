@@ -110,6 +110,26 @@ class _Nets:
         return np.asarray(out[..., 0], dtype=float)
 
 
+def _thin(
+    blocks: Sequence[tuple[np.ndarray, ...]], budget: int | None
+) -> Sequence[tuple[np.ndarray, ...]]:
+    """The training blocks within a budget of rows (:attr:`NetSettings.max_train_rows`):
+    unchanged when within it, else each block longer than ``budget // len(blocks)``
+    thinned to that many evenly spaced rows (first and last kept)."""
+    if budget is None or not blocks or sum(len(b[1]) for b in blocks) <= budget:
+        return blocks
+    cap = max(budget // len(blocks), 2)
+    out = []
+    for b in blocks:
+        n = len(b[1])
+        if n <= cap:
+            out.append(b)
+            continue
+        rows = np.unique(np.linspace(0, n - 1, cap).round().astype(int))
+        out.append(tuple(a[rows] for a in b))
+    return out
+
+
 class _Ensemble(Method):
     """Shared ensemble logic: per-member training-cell subsets and seeds."""
 
@@ -124,6 +144,7 @@ class _Ensemble(Method):
         cell's known points; each cell weighs the same, member ``m`` uses the cells of its
         subset. With a multiplier the fitted quantity is ``multiplier * net(features)``."""
         s = self.settings
+        blocks = _thin(blocks, s.max_train_rows)
         allb = [*blocks, test_block]
         x = np.concatenate([b[0] for b in allb])
         y = np.concatenate([b[1] for b in allb])

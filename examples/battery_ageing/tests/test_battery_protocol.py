@@ -92,3 +92,20 @@ def test_calibration_leaves_one_cell_out_for_few_cells_and_uses_inner_folds_for_
         assert h.cell_id not in ids and len(ids) in (18, 19)  # the other 4 inner folds
         # the held cells fitted on the same rest are those of one inner fold
         assert not {x.cell_id for _, x, r in splits if {c.cell_id for c in r} == ids} & ids
+
+
+def test_the_row_budget_thins_only_large_fleets_and_keeps_each_cells_ends() -> None:
+    from hybridml_battery._ensembles import _thin
+
+    def block(n: int) -> tuple[np.ndarray, np.ndarray]:
+        return np.arange(float(n))[:, None], np.arange(float(n))
+
+    nasa = [block(168), block(132), block(197)]  # the NASA training cells: within budget
+    assert _thin(nasa, 4000) is nasa
+    fleet = [block(120 + 20 * i) for i in range(44)]  # an XJTU-sized fold: 120-980 rows
+    thinned = _thin(fleet, 4000)
+    assert len(thinned) == 44
+    for (_x0, y0), (x, y) in zip(fleet, thinned, strict=True):
+        assert len(y) == len(x) == min(len(y0), 4000 // 44)
+        assert y[0] == y0[0] and y[-1] == y0[-1] and np.all(np.diff(y) > 0)
+    assert _thin(fleet, None) is fleet
