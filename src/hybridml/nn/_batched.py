@@ -18,23 +18,9 @@ from torch import Tensor, nn
 
 from ..exceptions import InvalidArgumentError, InvalidIndexError, InvalidTypeError
 from ._mlp import MLP
-from ._util import _check_bounds, _per_feature
+from ._util import _layer_sizes, _register_input_box
 
 __all__ = ["BatchedMLP"]
-
-
-def _check_widths(in_features: int, out_features: int, hidden: Sequence[int]) -> list[int]:
-    for what, v in (("in_features", in_features), ("out_features", out_features)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise InvalidArgumentError(f"BatchedMLP: {what} must be a positive integer, got {v!r}.")
-    widths = list(hidden)
-    for w in widths:
-        if isinstance(w, bool) or not isinstance(w, int) or w < 1:
-            raise InvalidArgumentError(
-                "BatchedMLP: hidden must be a sequence of positive integers, got "
-                f"{tuple(hidden)!r}."
-            )
-    return [in_features, *widths, out_features]
 
 
 class BatchedMLP(nn.Module):
@@ -77,7 +63,7 @@ class BatchedMLP(nn.Module):
         input_upper: float | Sequence[float] | None = None,
     ) -> None:
         super().__init__()
-        sizes = _check_widths(in_features, out_features, hidden)
+        sizes = _layer_sizes("BatchedMLP", in_features, out_features, hidden)
         seeds = list(seeds)
         if not seeds:
             raise InvalidArgumentError("BatchedMLP: seeds is empty; give one seed per member.")
@@ -119,20 +105,7 @@ class BatchedMLP(nn.Module):
                 for i in range(len(sizes) - 1)
             ]
         )
-        if (input_lower is None) != (input_upper is None):
-            raise InvalidArgumentError(
-                "BatchedMLP: give both input_lower and input_upper (to scale inputs to "
-                "[-1, 1]) or neither."
-            )
-        if input_lower is not None and input_upper is not None:
-            lo = _per_feature(input_lower, in_features, "input_lower", "BatchedMLP")
-            hi = _per_feature(input_upper, in_features, "input_upper", "BatchedMLP")
-            _check_bounds(lo, hi, "BatchedMLP", "input_lower/input_upper")
-            self.register_buffer("input_lower", lo.to(dtype))
-            self.register_buffer("input_upper", hi.to(dtype))
-        else:
-            self.register_buffer("input_lower", None)
-            self.register_buffer("input_upper", None)
+        _register_input_box(self, "BatchedMLP", in_features, input_lower, input_upper)
 
     @property
     def n_members(self) -> int:

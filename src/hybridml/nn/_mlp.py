@@ -19,7 +19,7 @@ from ._jet import (
     taylor_mode,
 )
 from ._precompile import Precompilation
-from ._util import _check_bounds, _per_feature
+from ._util import _layer_sizes, _register_input_box
 
 __all__ = ["MLP"]
 
@@ -62,15 +62,7 @@ class MLP(nn.Module):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        for what, v in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise InvalidArgumentError(f"MLP: {what} must be a positive integer, got {v!r}.")
-        widths = list(hidden)
-        for w in widths:
-            if isinstance(w, bool) or not isinstance(w, int) or w < 1:
-                raise InvalidArgumentError(
-                    f"MLP: hidden must be a sequence of positive integers, got {tuple(hidden)!r}."
-                )
+        sizes = _layer_sizes("MLP", in_features, out_features, hidden)
         if not callable(activation):
             raise InvalidTypeError(
                 f"MLP: activation must be a module class such as nn.Tanh, got {activation!r}."
@@ -79,7 +71,6 @@ class MLP(nn.Module):
         self.out_features = out_features
 
         layers: list[nn.Module] = []
-        sizes = [in_features, *widths, out_features]
         for i in range(len(sizes) - 1):
             linear = nn.Linear(sizes[i], sizes[i + 1])
             nn.init.xavier_uniform_(linear.weight, generator=generator)
@@ -94,21 +85,7 @@ class MLP(nn.Module):
                 layers.append(act)
         self.layers = nn.Sequential(*layers)
 
-        if (input_lower is None) != (input_upper is None):
-            raise InvalidArgumentError(
-                "MLP: give both input_lower and input_upper (to scale inputs to [-1, 1]) "
-                "or neither."
-            )
-        dtype = torch.get_default_dtype()
-        if input_lower is not None and input_upper is not None:
-            lo = _per_feature(input_lower, in_features, "input_lower", "MLP")
-            hi = _per_feature(input_upper, in_features, "input_upper", "MLP")
-            _check_bounds(lo, hi, "MLP", "input_lower/input_upper")
-            self.register_buffer("input_lower", lo.to(dtype))
-            self.register_buffer("input_upper", hi.to(dtype))
-        else:
-            self.register_buffer("input_lower", None)
-            self.register_buffer("input_upper", None)
+        _register_input_box(self, "MLP", in_features, input_lower, input_upper)
 
     def forward(self, x: Tensor) -> Tensor:
         """Evaluate the network on ``x`` of shape ``(..., in_features)``."""
