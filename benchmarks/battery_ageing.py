@@ -10,8 +10,8 @@ each method's ``rmse_ah``, ``eol_rel_error`` and ``coverage90``.
     python benchmarks/battery_ageing.py --quick              # NASA --quick (CI, ~1 min)
     python benchmarks/battery_ageing.py --jobs 2 --json out.json
 
-The runs: NASA, leave one cell out, N = 60 plus the error-vs-N grid 20/40/60/80 (issue
-19's target: <= 3 min on 2 cores); XJTU and TJU, 5 folds by cell, N = 100, without the
+The runs: NASA, leave one cell out, N = 60 plus the error-vs-N grid 20/40/60/80 (target:
+<= 3 min on 2 cores); XJTU and TJU, 5 folds by cell, N = 100, without the
 error-vs-N grid (targets: <= 15 and <= 20 min); peak memory <= 2 GB. ``--quick`` runs NASA
 with ``--quick`` only (target <= 1 min). The PyBaMM sweep is cached
 (``~/.cache/hybridml/pybamm-fade``): a first run on a machine also pays for the sweep.

@@ -1,4 +1,4 @@
-"""Benchmarks of the PyBaMM adapter (issue 3).
+"""Benchmarks of the PyBaMM adapter.
 
 Measures, on this machine:
 

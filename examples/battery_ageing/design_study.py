@@ -1,4 +1,4 @@
-"""Design study for a battery hybrid that beats the ``fleet`` baseline (issue 20, first step).
+"""Design study for a battery hybrid that beats the ``fleet`` baseline.
 
 Research script, not part of the plug-in's API. It compares, on the study's protocol, the
 data-only ``fleet`` forecast with hybrid designs that keep what transfers between cells

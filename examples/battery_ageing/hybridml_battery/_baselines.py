@@ -1,4 +1,4 @@
-"""The single-cell baselines of the battery-ageing study (issue 19, item 4): ``linear`` and
+"""The single-cell baselines of the battery-ageing study: ``linear`` and
 ``empirical``, numpy/scipy only (the data-only ``fleet`` forecast is in :mod:`._fleet`).
 
 Each is a :class:`~hybridml_battery.Method` of the study's protocol: ``fit(train, test,

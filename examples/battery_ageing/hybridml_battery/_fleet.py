@@ -1,5 +1,5 @@
 """The ``fleet`` baseline of the battery-ageing study: a data-only forecast from the
-training cells' measured trajectories (issue 19, item 4), numpy only.
+training cells' measured trajectories, numpy only.
 
 :class:`FleetMethod` takes the training cells whose early cycles are nearest to the test
 cell's known window (after normalising by the initial capacity, optionally stretched in

@@ -1,4 +1,4 @@
-"""Tests of the battery-ageing study (issue 5): data validation, the physics prior, the
+"""Tests of the battery-ageing study: data validation, the physics prior, the
 CLI's import cost, and one real ``--quick`` run on the bundled NASA cells."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The battery-ageing study's fault catalogue (issue 18, items 2-5): every bad input gets
+"""The battery-ageing study's fault catalogue: every bad input gets
 one clean message naming the file, line, cell or option and saying what to do, or is
 handled correctly; the PyBaMM fade cache heals; the run folder is never half-written.
 
