@@ -188,3 +188,98 @@ def test_the_run_folder_checkpoint_is_a_model_file(tmp_path: Path) -> None:
     lines = (run / "predictions.csv").read_text().splitlines()
     written = np.array([[float(v) for v in ln.split(",")] for ln in lines[1:]])
     np.testing.assert_array_equal(model.predict_values(written[:, :1])[:, 0], written[:, 1])
+
+
+def _rewrite_meta(src: Path, dst: Path, change: object) -> None:
+    """A copy of a model file whose JSON metadata ``change(meta)`` edited (as another
+    installation would have written it)."""
+    raw = torch.load(src, weights_only=True)
+    meta = json.loads(raw["meta"])
+    change(meta)  # type: ignore[operator]
+    raw["meta"] = json.dumps(meta)
+    torch.save(raw, dst)
+
+
+def test_the_file_records_versions_and_the_training_data_hash(tmp_path: Path) -> None:
+    import platform
+
+    x, y = data()
+    est = HybridRegressor(outputs=["y [-]"], adapters=[decay_adapter()], **SMALL).fit(x, y)
+    assert len(est.data_hash_) == 64
+    # the hash is of the training rows: the same rows give it again, one changed value not
+    assert est.data_hash_ == hm.data_hash(x, y)
+    y2 = y.copy()
+    y2[3, 0] += 1e-12
+    assert hm.data_hash(x, y2) != est.data_hash_
+    path = tmp_path / "m.pt"
+    est.save(path)
+    meta = json.loads(torch.load(path, weights_only=True)["meta"])
+    v = meta["versions"]
+    assert v["python"] == platform.python_version()
+    assert v["torch"] == torch.__version__.split("+")[0] or v["torch"] == torch.__version__
+    assert v["numpy"] == np.__version__ and v["hybridml"] == hm.__version__
+    (entry,) = v["adapters"]
+    assert entry["name"] == "ode" and entry["package"] == "hybridml-ode"
+    assert entry["versions"] == hm.simulator_versions(est.adapters_[0])
+    assert "hybridml-ode" in entry["versions"]
+    assert meta["fitted"]["data_hash"] == est.data_hash_
+    back = HybridRegressor.load(path, adapters=[decay_adapter()])
+    assert back.data_hash_ == est.data_hash_
+
+    ens = DeepEnsemble(HybridRegressor(**SMALL), n_members=2, calibration=None, seed=1).fit(x, y)
+    assert ens.data_hash_ == est.data_hash_  # the ensemble's training rows, before resampling
+    ens.save(tmp_path / "ens.pt")
+    assert DeepEnsemble.load(tmp_path / "ens.pt").data_hash_ == ens.data_hash_
+
+
+def test_a_file_of_another_hybridml_version_or_without_its_adapters_is_refused(
+    tmp_path: Path,
+) -> None:
+    x, y = data()
+    est = HybridRegressor(outputs=["y [-]"], adapters=[decay_adapter()], **SMALL).fit(x, y)
+    path = tmp_path / "m.pt"
+    est.save(path)
+
+    def older(meta: dict) -> None:
+        meta["versions"]["hybridml"] = "0.0.1"
+
+    _rewrite_meta(path, tmp_path / "older.pt", older)
+    with pytest.raises(
+        ModelFileError,
+        match=rf"saved by hybridml 0\.0\.1; this is hybridml {hm.__version__}.*hybridml==0\.0\.1",
+    ):
+        hm.load_model(tmp_path / "older.pt", adapters=[decay_adapter()])
+
+    def not_installed(meta: dict) -> None:
+        (entry,) = meta["versions"]["adapters"]
+        entry["package"] = "hybridml-nosuchsim"
+        entry["versions"] = {"hybridml-nosuchsim": "2.1.0"}
+
+    _rewrite_meta(path, tmp_path / "missing.pt", not_installed)
+    with pytest.raises(
+        ModelFileError,
+        match=r"adapter 'ode' \(hybridml_ode.*\) from hybridml-nosuchsim 2\.1\.0, which is not "
+        r"installed.*pip install hybridml-nosuchsim==2\.1\.0",
+    ):
+        HybridRegressor.load(tmp_path / "missing.pt", adapters=[decay_adapter()])
+
+    def other_version(meta: dict) -> None:
+        meta["versions"]["adapters"][0]["versions"]["hybridml-ode"] = "0.0.0.dev1"
+
+    _rewrite_meta(path, tmp_path / "other.pt", other_version)
+    with pytest.warns(hm.ModelFileWarning, match=r"saved with 0\.0\.0\.dev1, installed"):
+        back = HybridRegressor.load(tmp_path / "other.pt", adapters=[decay_adapter()])
+    np.testing.assert_array_equal(back.predict_values(x), est.predict_values(x))
+
+
+def test_load_model_reads_either_class(tmp_path: Path) -> None:
+    x, y = data()
+    HybridRegressor(**SMALL).fit(x, y).save(tmp_path / "r.pt")
+    DeepEnsemble(HybridRegressor(**SMALL), n_members=2, calibration=None).fit(x, y).save(
+        tmp_path / "e.pt"
+    )
+    assert type(hm.load_model(tmp_path / "r.pt")) is HybridRegressor
+    assert type(hm.load_model(tmp_path / "e.pt")) is DeepEnsemble
+    (tmp_path / "bad.pt").write_text("no")
+    with pytest.raises(ModelFileError, match=r"'.*bad\.pt' is not a hybridml model file"):
+        hm.load_model(tmp_path / "bad.pt")

@@ -28,6 +28,7 @@ from ._finetune import (
     mixed_data_loss,
     pretrain_finetune,
 )
+from ._model_meta import ModelFileWarning, data_hash, load_model
 from ._model_selection import CVResult, FoldResult, GroupKFold, LeaveOneGroupOut, cross_validate
 from ._persist import ModelFileError
 from ._regressor import HybridRegressor, Prediction
@@ -50,6 +51,7 @@ __all__ = [
     "LeaveOneGroupOut",
     "MemberFailure",
     "ModelFileError",
+    "ModelFileWarning",
     "Prediction",
     "Recommendation",
     "TooFewScoresError",
@@ -58,8 +60,10 @@ __all__ = [
     "conformal_scores",
     "coverage_by_group",
     "cross_validate",
+    "data_hash",
     "jackknife_plus",
     "layer_names",
+    "load_model",
     "mixed_data_loss",
     "pretrain_finetune",
 ]

@@ -35,6 +35,7 @@ from ._conformal import (
     conformal_scores,
 )
 from ._ensemble_results import Calibration, EnsemblePrediction
+from ._model_meta import data_hash
 from ._network import _Affine
 
 __all__ = ["BatchedEnsemble"]
@@ -289,6 +290,7 @@ class BatchedEnsemble(_ParamsMixin):
         self.member_weights_ = self._weights(member_weights, n, train_idx, g_all)
         self.input_names_, self.output_names_ = data.input_names, data.output_names
         self.units_ = dict(data.units)
+        self.data_hash_ = data_hash(data.X, data.y)
         self._named = data.named
         x, yy = data.X[train_idx], data.y[train_idx]
         self.model_, self._wrapped = self._build(x, yy)

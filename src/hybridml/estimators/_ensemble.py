@@ -54,6 +54,7 @@ from ._ensemble_results import (
     MemberFailure,
     calibrated_quantiles,
 )
+from ._model_meta import data_hash
 
 __all__ = [
     "Calibration",
@@ -313,6 +314,7 @@ class DeepEnsemble(_ParamsMixin, _RegressorTags):
         self.calibration_index_ = cal_idx
         self.n_outputs_ = yy.shape[1]
         self.n_features_in_ = data.X.shape[1]
+        self.data_hash_ = data_hash(data.X, yy)  # recorded in the model file
         self.calibration_: Calibration | None = None
         if X_cal is not None and y_cal is not None:
             self.calibrate(X_cal, y_cal)

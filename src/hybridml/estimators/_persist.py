@@ -6,11 +6,14 @@ The file is a ``torch.save`` of plain data only (no pickled code), so it is read
 ``torch.load(..., weights_only=True)`` on the CPU: ``{"format": "hybridml.model",
 "version": 1, "class": ..., "meta": <JSON text>, "tensors": {name: tensor}}``. The JSON
 holds the settings that are data (names, units, widths, steps, seed, ...), the fitted
-metadata (input and output names, units, history, calibration numbers), the package
-versions, and a description (class, registry name, ``repr``) of each setting that is an
-object: adapters, checks, simulator, transform, physics, a balancer, phases, early
-stopping. The tensors are the network's ``state_dict`` (input scaling and output scaling
-included) and, for an ensemble, every member's and the calibration's arrays.
+metadata (input and output names, units, history, calibration numbers, the SHA-256 of the
+training data as ``data_hash_``), the package versions (Python, hybridml, torch, numpy, each
+adapter's distribution: ``_model_meta.py``, which also refuses a file of another hybridml
+version or with adapters not installed), and a description (class, registry name,
+``repr``) of each setting that is an object: adapters, checks, simulator, transform,
+physics, a balancer, phases, early stopping. The tensors are the network's
+``state_dict`` (input scaling and output scaling included) and, for an ensemble, every
+member's and the calibration's arrays.
 
 Objects are not stored as code. ``load`` takes them again by keyword (``adapters=``,
 ``checks=``, ``simulator=``, ...) and refuses a file whose objects are missing or differ
@@ -27,7 +30,6 @@ import os
 import pickle
 import zipfile
 from collections.abc import Mapping
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,7 @@ import torch
 
 from .._atomic import atomic_write
 from ..exceptions import HybridMLError
+from ._model_meta import check_versions, versions
 
 __all__ = ["ModelFileError"]
 
@@ -77,24 +80,16 @@ def _path_of(obj: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _versions() -> dict[str, str]:
-    out = {}
-    for dist in ("hybridml", "torch", "numpy"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "unknown"
-    return out
-
-
 def _tensor(a: Any) -> torch.Tensor:
     if isinstance(a, torch.Tensor):
         return a.detach().cpu().clone()
     return torch.from_numpy(np.array(a, copy=True))
 
 
-def _write(path: str | os.PathLike[str], cls_name: str, meta: dict[str, Any], tensors: Any) -> None:
-    meta = {**meta, "versions": _versions()}
+def _write(
+    path: str | os.PathLike[str], cls_name: str, meta: dict[str, Any], tensors: Any, adapters: Any
+) -> None:
+    meta = {**meta, "versions": versions(adapters)}
     payload = {
         "format": FORMAT,
         "version": VERSION,
@@ -105,41 +100,49 @@ def _write(path: str | os.PathLike[str], cls_name: str, meta: dict[str, Any], te
     atomic_write(Path(path), lambda f: torch.save(payload, f), binary=True)
 
 
-def _read(path: str | os.PathLike[str], cls_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The JSON metadata and the tensors of a model file of class ``cls_name``."""
+def _payload(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
+    """The contents of a hybridml model file of this format version (any class)."""
     path = Path(path)
+    save = f"{what.removesuffix('.load')}.save" if what.endswith(".load") else "save"
     if not path.exists():
-        raise FileNotFoundError(f"{cls_name}.load: no file '{path}'.")
+        raise FileNotFoundError(f"{what}: no file '{path}'.")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, zipfile.BadZipFile) as exc:
         raise ModelFileError(
-            f"{cls_name}.load: '{path}' is not a hybridml model file (torch.load with "
+            f"{what}: '{path}' is not a hybridml model file (torch.load with "
             f"weights_only=True refused it: {type(exc).__name__}: {str(exc)[:200]}). Write "
-            f"model files with {cls_name}.save."
+            f"model files with {save}."
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         bare = isinstance(payload, dict) and all(
             isinstance(v, torch.Tensor) for v in payload.values()
         )
         raise ModelFileError(
-            f"{cls_name}.load: '{path}' is not a hybridml model file"
+            f"{what}: '{path}' is not a hybridml model file"
             + (
                 " but a bare state dict (the weights alone, e.g. an older run folder's "
                 "checkpoint.pt), from which no model can be rebuilt; fit again and save"
                 if bare
                 else ""
             )
-            + f". Write model files with {cls_name}.save."
+            + f". Write model files with {save}."
         )
     version = payload.get("version")
     if version != VERSION:
         newer = isinstance(version, int) and version > VERSION
         raise ModelFileError(
-            f"{cls_name}.load: '{path}' has model-file format version {version!r}; this "
+            f"{what}: '{path}' has model-file format version {version!r}; this "
             f"hybridml reads version {VERSION}"
             + ("; upgrade hybridml to read it." if newer else "; save the model again.")
         )
+    return payload
+
+
+def _read(path: str | os.PathLike[str], cls_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The JSON metadata and the tensors of a model file of class ``cls_name``, after
+    checking the versions it was saved with (:func:`check_versions`)."""
+    payload = _payload(path, f"{cls_name}.load")
     if payload.get("class") != cls_name:
         raise ModelFileError(
             f"{cls_name}.load: '{path}' holds a {payload.get('class')}, not a {cls_name}; load "
@@ -150,6 +153,7 @@ def _read(path: str | os.PathLike[str], cls_name: str) -> tuple[dict[str, Any], 
         tensors = dict(payload["tensors"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{cls_name}.load: '{path}' is damaged ({exc}).") from None
+    check_versions(meta.get("versions", {}), Path(path), f"{cls_name}.load")
     return meta, tensors
 
 
@@ -218,6 +222,7 @@ def regressor_meta(est: Any) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
             "n_features_in": int(est.n_features_in_),
             "dtype": str(floating[0]).removeprefix("torch.") if floating else None,
             "history": None if history is None else history.to_dict(),
+            "data_hash": getattr(est, "data_hash_", None),
         },
     }
     return meta, tensors
@@ -226,7 +231,8 @@ def regressor_meta(est: Any) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
 def save_regressor(est: Any, path: str | os.PathLike[str]) -> None:
     """Write a fitted HybridRegressor (see :meth:`HybridRegressor.save`)."""
     meta, tensors = regressor_meta(est)
-    _write(path, "HybridRegressor", meta, {f"model.{k}": v for k, v in tensors.items()})
+    tensors = {f"model.{k}": v for k, v in tensors.items()}
+    _write(path, "HybridRegressor", meta, tensors, est.adapters_)
 
 
 def _default_adapter(entry: Mapping[str, Any]) -> Any:
@@ -357,6 +363,7 @@ def regressor_from_meta(
     est.n_features_in_ = n_in
     if fitted["history"] is not None:
         est.history_ = History.from_dict(fitted["history"])
+    est.data_hash_ = fitted.get("data_hash")
     return est
 
 
@@ -413,8 +420,9 @@ def save_ensemble(ens: Any, path: str | os.PathLike[str]) -> None:
         "failures": [vars(f) for f in ens.failures_],
         "n_outputs": int(ens.n_outputs_),
         "calibration": None if cal is None else {"coverage": cal.coverage, "n": len(cal.scores)},
+        "data_hash": getattr(ens, "data_hash_", None),
     }
-    _write(path, "DeepEnsemble", meta, tensors)
+    _write(path, "DeepEnsemble", meta, tensors, ens.members_[0].adapters_)
 
 
 def load_ensemble(cls: type, path: str | os.PathLike[str], given: dict[str, Any]) -> Any:
@@ -438,6 +446,7 @@ def load_ensemble(cls: type, path: str | os.PathLike[str], given: dict[str, Any]
     ens.failures_ = [MemberFailure(**f) for f in meta["failures"]]
     ens.calibration_index_ = tensors["calibration_index"].numpy()
     ens.n_outputs_ = int(meta["n_outputs"])
+    ens.data_hash_ = meta.get("data_hash")
     ens.calibration_ = None
     cal = meta["calibration"]
     if cal is not None:

@@ -35,6 +35,7 @@ from ._base import (
     _RegressorTags,
     _warn_idle,
 )
+from ._model_meta import data_hash
 from ._network import _assemble, _masked_stats
 from ._prediction import Prediction
 
@@ -322,6 +323,7 @@ class HybridRegressor(_ParamsMixin, _RegressorTags, _ChecksPredictions):
         self.named_inputs_ = data.named
         self.units_ = {name: data.units.get(name, "") for name in (*ins, *outs)}
         self.n_features_in_ = x.shape[1]
+        self.data_hash_ = data_hash(x, yy)  # recorded in the model file
         return self
 
     def _check_fitted(self) -> None:
