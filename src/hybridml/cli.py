@@ -51,6 +51,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .study._predict import predict_run
+
+    result = predict_run(args.run_dir, args.data, out=args.out)
+    print(result.summary())
+    return 0
+
+
 def _cmd_config_reference(args: argparse.Namespace) -> int:
     from .study import config_reference
 
@@ -157,6 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="discard the saved training progress (<out>.progress/) and train from the start",
     )
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("predict", help="predict new rows with a run folder's model")
+    p.add_argument("run_dir", help="run folder written by `hybridml run` (holds checkpoint.pt)")
+    p.add_argument("data", help="CSV with the model's input columns (by name, units in names)")
+    p.add_argument(
+        "--out", help="predictions CSV (default: <data stem>.predictions.csv beside the data)"
+    )
+    p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser(
         "config-reference", help="print the study configuration reference (Markdown)"

@@ -167,3 +167,124 @@ def test_core_command_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFi
     # a missing file is reported the same way
     assert main(["check", str(tmp_path / "nope.csv"), "--checks", str(checks)]) == 2
     assert capsys.readouterr().err.startswith("hybridml check: error: ")
+
+
+# a tiny study: y = exp(-t) measured at 16 times, the ODE adapter's physics (built from
+# [simulator] with a callable), a check and an output transform: objects the model file
+# describes but does not store, which `hybridml predict` rebuilds from the run's config
+_STUDY = """
+[study]
+name = "decay"
+[data]
+path = "d.csv"
+inputs = ["t [s]"]
+outputs = ["y [-]"]
+[simulator]
+name = "ode"
+[simulator.options]
+y0 = [1.0]
+t_span = [0.0, 2.0]
+state_names = ["y [-]"]
+params = { k = 1.0 }
+[simulator.callables]
+rhs = "hybridml_ode:exponential_decay"
+[model]
+hidden = [8]
+[training]
+adam_steps = 40
+lbfgs_steps = 0
+[predict]
+grid = { "t [s]" = [0.0, 2.0, 5] }
+[[transforms]]
+output = "y [-]"
+type = "positive"
+[[checks]]
+type = "bounds"
+column = "y [-]"
+lower = 0.0
+"""
+
+
+def _tiny_run(tmp_path: Path, extra: str = "") -> Path:
+    t = [0.125 * i for i in range(16)]
+    rows = "\n".join(f"{a!r},{2.718281828459045**-a!r}" for a in t)
+    (tmp_path / "d.csv").write_text(f"t [s],y [-]\n{rows}\n", encoding="utf-8")
+    (tmp_path / "s.toml").write_text(_STUDY + extra, encoding="utf-8")
+    run = tmp_path / "run"
+    assert main(["run", str(tmp_path / "s.toml"), "--out", str(run)]) == 0
+    return run
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[list[float]]]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return lines[0].split(","), [[float(v) for v in ln.split(",")] for ln in lines[1:]]
+
+
+def test_predict_from_a_run_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import hybridml as hm
+
+    run = _tiny_run(tmp_path)
+    capsys.readouterr()
+    # the same model loaded with the Python API, given the objects the config describes
+    est = hm.build_estimator(hm.load_config(tmp_path / "s.toml"))
+    model = hm.load_model(
+        run / "checkpoint.pt", adapters=est.adapters, checks=est.checks, transform=est.transform
+    )
+    # the run's data may be gone: predict needs the run folder and the new rows only
+    (tmp_path / "d.csv").unlink()
+    new = tmp_path / "new.csv"
+    # extra columns (a label, a measurement) are not read; the order of columns is free
+    new.write_text("cell,y [-],t [s]\nA,0.5,0.0\nA,0.4,0.5\nB,0.3,1.5\n", encoding="utf-8")
+    assert main(["predict", str(run), str(new)]) == 0
+    out = capsys.readouterr().out
+    written = tmp_path / "new.predictions.csv"
+    assert "rows: 3" in out and f"predictions: {written}" in out
+    assert "y [-] bounds" in out  # the config's check ran on the new predictions
+    header, values = _read_csv(written)
+    assert header == ["t [s]", "y [-]"]
+    assert [r[0] for r in values] == [0.0, 0.5, 1.5]
+    # bitwise the Python API's predictions (floats are written with repr)
+    expected = model.predict_values([[0.0], [0.5], [1.5]])[:, 0]
+    assert [r[1] for r in values] == expected.tolist()
+
+    assert main(["predict", str(run), str(new), "--out", str(tmp_path / "p" / "o.csv")]) == 0
+    assert _read_csv(tmp_path / "p" / "o.csv") == (header, values)
+
+
+def test_predict_errors_name_what_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _tiny_run(tmp_path)
+    capsys.readouterr()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("time [s],y [-]\n0.0,1.0\n", encoding="utf-8")
+
+    def error(*args: str) -> str:
+        assert main(["predict", *args]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("hybridml predict: error: "), err
+        return err[0]
+
+    msg = error(str(run), str(bad))
+    assert str(bad) in msg and "'t [s]' does not exist" in msg
+    assert "expects the input columns 't [s]'" in msg
+    assert not (tmp_path / "bad.predictions.csv").exists()
+    msg = error(str(tmp_path / "no_run"), str(bad))
+    assert "no run folder" in msg and "no_run" in msg
+    (run / "checkpoint.pt").unlink()
+    msg = error(str(run), str(bad))
+    assert "has no model file checkpoint.pt" in msg
+
+
+def test_predict_an_ensemble_run_writes_its_intervals(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _tiny_run(tmp_path, "[ensemble]\nmembers = 3\ncalibration = 0.5\ncoverage = 0.8\n")
+    new = tmp_path / "new.csv"
+    new.write_text("t [s]\n0.25\n1.75\n", encoding="utf-8")
+    assert main(["predict", str(run), str(new)]) == 0
+    assert "DeepEnsemble, 3 members" in capsys.readouterr().out
+    header, values = _read_csv(tmp_path / "new.predictions.csv")
+    assert header == ["t [s]", "y [-]", "y [-] lower", "y [-] upper", "y [-] std"]
+    for _, mean, lower, upper, std in values:
+        assert lower <= mean <= upper and std >= 0.0

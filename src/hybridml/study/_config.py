@@ -187,6 +187,12 @@ def load_config(path: str | Path) -> StudyConfig:
             TOML, a missing or unknown key (with the closest valid names), a value of the
             wrong type or out of range, or settings that do not go together.
     """
+    return read_config(path)
+
+
+def read_config(path: str | Path, *, files: bool = True) -> StudyConfig:
+    """:func:`load_config`; with ``files=False`` the data files it names need not exist
+    (a run folder's copy of its config, read to rebuild the model's objects)."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: no such configuration file.")
@@ -210,7 +216,7 @@ def load_config(path: str | Path) -> StudyConfig:
         tables[sec.name] = _Reader(path, text, table or {}, sec.name)
         values[sec.name] = tables[sec.name].schema(sec)
     root.finish()
-    return _build(path, text, tables, values)
+    return _build(path, text, tables, values, files)
 
 
 def _entries(path: Path, text: str, sec: Section, entries: list[Any]) -> list[dict[str, Any]]:
@@ -230,7 +236,9 @@ def _entries(path: Path, text: str, sec: Section, entries: list[Any]) -> list[di
     return out
 
 
-def _build(path: Path, text: str, tables: dict[str, _Reader], v: dict[str, Any]) -> StudyConfig:
+def _build(
+    path: Path, text: str, tables: dict[str, _Reader], v: dict[str, Any], files: bool = True
+) -> StudyConfig:
     """The typed config from the checked tables ``v``, with the checks across keys."""
     base = path.parent
     d = tables["data"]
@@ -239,7 +247,7 @@ def _build(path: Path, text: str, tables: dict[str, _Reader], v: dict[str, Any])
         if name is None:
             return None
         file = base / name
-        if not file.exists():
+        if files and not file.exists():
             raise reader.error(key, f"file {file} does not exist.")
         return file
 
