@@ -46,8 +46,12 @@ def _cmd_simulators(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from .study._run import run_study
 
-    run_dir = run_study(args.config, out=args.out, device=args.device, fresh=args.fresh)
+    run_dir = run_study(
+        args.config, out=args.out, device=args.device, fresh=args.fresh, log_to=args.mlflow
+    )
     _print_run(run_dir)
+    if args.mlflow:
+        print(f"recorded in MLflow: {args.mlflow}")
     return 0
 
 
@@ -163,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--fresh",
         action="store_true",
         help="discard the saved training progress (<out>.progress/) and train from the start",
+    )
+    p.add_argument(
+        "--mlflow",
+        metavar="URI",
+        help="also record the run in MLflow at this tracking URI, e.g. file:./mlruns "
+        "(needs pip install hybridml[mlflow])",
     )
     p.set_defaults(func=_cmd_run)
 

@@ -223,6 +223,7 @@ def run_study(
     *,
     device: str | None = None,
     fresh: bool = False,
+    log_to: str | None = None,
 ) -> Path:
     """Run the study in ``config_path`` and return its run folder.
 
@@ -244,8 +245,18 @@ def run_study(
     error); ``fresh=True`` (``--fresh``) discards it in any case. A
     :class:`~hybridml.BatchedEnsemble` and the fine-tuning stage of ``[finetune]`` save
     no progress (they start over).
+
+    ``log_to`` (``--mlflow URI``), an MLflow tracking URI (e.g. ``file:/path/mlruns``, a
+    local store), records the finished run there with :func:`~hybridml.log_to_mlflow`:
+    parameters, metrics, figures, the model file. MLflow is optional
+    (``pip install hybridml[mlflow]``); without it ``log_to`` is refused before any work.
     """
     from ._build import check_calibration, estimator
+
+    if log_to is not None:
+        from ._tracking import require_mlflow
+
+        require_mlflow("run_study(log_to=...)")
 
     cfg = load_config(config_path)
     if device is not None:
@@ -273,6 +284,10 @@ def run_study(
             est = estimator(cfg, adapters, str(progress.checkpoint))
             _fit_and_write(est, cfg, train, test, folder, adapters)
     progress.remove()  # the run folder is in place: nothing is left to resume
+    if log_to is not None:
+        from ._tracking import log_to_mlflow
+
+        log_to_mlflow(destination, log_to)
     return destination
 
 
