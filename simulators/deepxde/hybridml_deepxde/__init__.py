@@ -11,11 +11,18 @@ Write the problem as DeepXDE users do (a ``dde.geometry``, ``pde(x, y)`` with ``
     model = adapter.default_model()
     hybridml.Trainer().fit(model, adapter.loss_terms())
 
+or let the default recipe choose the network, points, phases and derivatives within a time
+budget::
+
+    result = hybridml_deepxde.train(adapter, budget_s=120)
+    u = result.predict(x)
+
 Importing this package does not import DeepXDE; :func:`import_deepxde` and the adapter do.
 """
 
 from ._adapter import ConditionCheck, DeepXDEAdapter, ResidualCheck
 from ._backend import DeepXDEBackendError, import_deepxde, torch_global_state
+from ._recipe import PINNResult, train
 from ._taylor import Jet, taylor_jet, taylor_supported
 from ._terms import RAD, RAR, ConditionLoss, PDEResidual, Resampling, UniformResampling
 
@@ -28,6 +35,7 @@ __all__ = [
     "DeepXDEBackendError",
     "Jet",
     "PDEResidual",
+    "PINNResult",
     "Resampling",
     "ResidualCheck",
     "UniformResampling",
@@ -35,4 +43,5 @@ __all__ = [
     "taylor_jet",
     "taylor_supported",
     "torch_global_state",
+    "train",
 ]

@@ -65,13 +65,21 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
     Args:
         geometry: the ``dde.geometry`` object.
         pde: ``pde(x, y)``; returns the residual, ``(n, 1)`` or a list of such tensors.
-        conditions: the ``dde.icbc`` conditions, a sequence (named ``"ic"``, ``"dirichlet"``,
-            ``"neumann"``, ... with ``_2``, ``_3`` for repeats) or a mapping name -> condition.
-            Leave out conditions imposed exactly by the model (see :meth:`default_model`).
+        conditions: the ``dde.icbc`` conditions, a sequence or a mapping name ->
+            condition. A sequence's conditions are named by kind (``"ic"``,
+            ``"dirichlet"``, ``"neumann"``, ``"robin"``, ``"periodic"``, ``"operator"``,
+            ``"points"``) and, when the network has several outputs or ``output_names`` is
+            given, the output component they constrain (``"dirichlet_u"``, ``"ic_v"``;
+            ``"points_u_v"`` for several), with ``_2``, ``_3`` appended for repeats of the
+            same name (``"dirichlet_u_2"``). Leave out conditions imposed exactly by the
+            model (see :meth:`default_model`).
         num_domain: residual points inside the domain.
         num_boundary: residual points on the (spatial) boundary.
         num_initial: residual points at the initial time.
         num_outputs: number of network outputs (components of ``y``).
+        output_names: a name for each output component, used in the condition names
+            (default: ``"y0"``, ``"y1"``, ... when there are several outputs; a single
+            output unnamed, so its conditions are ``"dirichlet"``, ``"ic"``, ...).
         train_distribution: DeepXDE's sampler for the initial points: ``"Hammersley"`` (as
             DeepXDE's default), ``"pseudo"``, ``"LHS"``, ``"Halton"``, ``"Sobol"`` or
             ``"uniform"``.
@@ -123,6 +131,7 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
         num_boundary: int = 0,
         num_initial: int = 0,
         num_outputs: int = 1,
+        output_names: Sequence[str] | None = None,
         train_distribution: str = "Hammersley",
         anchors: Any = None,
         parameters: Mapping[str, nn.Module] | None = None,
@@ -135,6 +144,10 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
         num_check_points: int = 2000,
         seed: int = 0,
     ) -> None:
+        # the arguments, for replace()
+        self._arguments: dict[str, Any] = {
+            k: v for k, v in locals().items() if k not in ("self", "__class__")
+        }
         self.dde = dde = import_deepxde()
         self.geometry = geometry
         self.is_time = isinstance(geometry, dde.geometry.GeometryXTime)
@@ -173,6 +186,18 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
         self.dim = int(geometry.dim)
         self.num_domain, self.num_boundary, self.num_initial = num_domain, num_boundary, num_initial
         self.num_outputs = num_outputs
+        if output_names is not None:
+            names = [str(n) for n in output_names] if not isinstance(output_names, str) else []
+            if len(names) != num_outputs or len(set(names)) != len(names) or "" in names:
+                raise InvalidArgumentError(
+                    f"output_names must be {num_outputs} distinct non-empty names (one per "
+                    f"output), got {output_names!r}."
+                )
+        self.output_names: tuple[str, ...] | None = (
+            tuple(names)
+            if output_names is not None
+            else (tuple(f"y{i}" for i in range(num_outputs)) if num_outputs > 1 else None)
+        )
         self.train_distribution = train_distribution
         self.derivatives = derivatives
         self.resampling = resampling
@@ -224,6 +249,7 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
                     (label for cls, label in _KIND_NAMES if isinstance(cond, getattr(icbc, cls))),
                     "condition",
                 )
+                base += self._component_suffix(cond)
                 counts[base] = counts.get(base, 0) + 1
                 items.append((base if counts[base] == 1 else f"{base}_{counts[base]}", cond))
         out: dict[str, Any] = {}
@@ -240,6 +266,43 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
                 )
             out[key] = cond
         return out
+
+    def _component_suffix(self, cond: Any) -> str:
+        """``"_u"`` (``"_u_v"``) for a condition on output component(s) ``u`` (``v``), with
+        output names; ``""`` without them or for a condition of no single component."""
+        names = self.output_names
+        comp = getattr(cond, "component", None)
+        if names is None or comp is None:
+            return ""
+        comps = comp if isinstance(comp, list | tuple | np.ndarray) else [comp]
+        try:
+            return "".join(f"_{names[int(c)]}" for c in comps)
+        except (IndexError, TypeError, ValueError):
+            return ""
+
+    def replace(self, **changes: Any) -> DeepXDEAdapter:
+        """A new adapter with the same problem and some constructor arguments changed.
+
+        E.g. ``adapter.replace(num_domain=6000, derivatives="taylor", resampling=RAD())``:
+        the geometry, ``pde``, conditions (by their names here), learnable ``parameters``
+        (the same objects) and observations are kept; points are drawn afresh.
+
+        Args:
+            **changes: constructor arguments (see :class:`DeepXDEAdapter`).
+
+        Returns:
+            The new adapter.
+        """
+        unknown = sorted(set(changes) - set(self._arguments))
+        if unknown:
+            raise InvalidTypeError(
+                f"DeepXDEAdapter.replace: no argument {', '.join(map(repr, unknown))}; the "
+                f"arguments are {', '.join(sorted(self._arguments))}."
+            )
+        arguments = {**self._arguments, "conditions": dict(self.conditions), **changes}
+        geometry, pde = arguments.pop("geometry"), arguments.pop("pde")
+        conditions = arguments.pop("conditions")
+        return DeepXDEAdapter(geometry, pde, conditions, **arguments)
 
     def _points(self, value: Any, what: str) -> np.ndarray:
         arr = np.asarray(value, dtype=np.float64)

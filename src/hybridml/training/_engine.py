@@ -41,6 +41,7 @@ class _Engine:
         path: Path | None,
         history: History,
         device: torch.device | None,
+        deadline: float | None = None,
     ) -> None:
         self.trainer = trainer
         self.phases = phases
@@ -78,6 +79,7 @@ class _Engine:
         self.global_step = 0
         self.finished = False
         self.stopped = False
+        self.deadline = deadline  # time.perf_counter() at which the budget is spent
         self.optimizer: torch.optim.Optimizer | None = None
         self.optimizer_state: dict[str, Any] | None = None
         self.weights: list[float] | None = None
@@ -119,6 +121,8 @@ class _Engine:
                 return
             while self.phase_index < len(self.phases):
                 phase = self.phases[self.phase_index]
+                if self.history.step and self._stop_now():
+                    break
                 self._run_phase(phase)
                 if self.bar_on and self.history.loss:
                     self.bar.set_postfix(loss=f"{self.history.loss[-1]:.3e}", refresh=True)
@@ -203,6 +207,8 @@ class _Engine:
                     return
                 stop = result is not None
                 self._completed(phase, k, total_f, floats, self.weights or [], val, stop)
+                if result is None and self._stop_now():
+                    return
                 if result is not None:
                     self._converged(phase, result, g, k + 1, total_f)
                     return
@@ -211,6 +217,18 @@ class _Engine:
             self._first = None
             if convert:
                 self._convert_back()
+
+    def _stop_now(self) -> bool:
+        """Whether the fit ends now: ``Trainer.stop()`` was called or the budget is spent."""
+        reason = self.trainer._stop_request
+        event = "stopped"
+        if reason is None and self.deadline is not None and time.perf_counter() >= self.deadline:
+            reason, event = f"budget_s={self.trainer.budget_s} seconds spent", "budget_spent"
+        if reason is None:
+            return False
+        self.stopped = True
+        self.history.events.append({"event": event, "reason": reason, "step": self.global_step})
+        return True
 
     def _converged(
         self, phase: Phase, result: Converged, step: int, iterations: int, loss: float

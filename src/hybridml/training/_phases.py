@@ -55,8 +55,10 @@ class Adam(Phase):
         dtype: the dtype the phase runs in (the model and loss terms are converted for the
             phase and back afterwards); ``None`` (the default) keeps the model's.
         resample_every: redraw the collocation points of every loss term
-            (:meth:`LossTerm.resample`, from the trainer's seeded generator) every this many
-            steps, starting with the phase's first step; ``None`` keeps the points.
+            (:meth:`LossTerm.resample`, from the trainer's seeded generator) before steps
+            ``resample_every``, ``2 * resample_every``, ... of the phase; ``None`` keeps
+            the points. Never before the first step: the initial points are trained on
+            first, and a residual-based redraw (RAD, RAR) then sees a trained model.
         lr_decay: if given, the learning rate decays exponentially from ``lr`` to
             ``lr * lr_decay`` over the phase (``0 < lr_decay <= 1``).
     """
@@ -93,8 +95,8 @@ class Adam(Phase):
         return None
 
     def resamples(self, index: int) -> bool:
-        """Every ``resample_every`` steps from the first, if set."""
-        return self.resample_every is not None and index % self.resample_every == 0
+        """Before every ``resample_every``-th step (not before the first), if set."""
+        return _every(self.resample_every, index)
 
 
 @dataclass(frozen=True)
@@ -108,11 +110,16 @@ class _QuasiNewton(Phase):
     dtype: torch.dtype | None = torch.float64
     tolerance_grad: float = 1e-12
     tolerance_change: float = 1e-15
+    resample_every: int | None = None
 
     freezes_weights: ClassVar[bool] = True
+    #: the optimiser's state key of the gradient the next curvature pair starts from
+    _prev_grad_key: ClassVar[str] = "prev_flat_grad"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.resample_every is not None:
+            _check_int(type(self).__name__, "resample_every", self.resample_every, 1)
         for name in ("tolerance_grad", "tolerance_change"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
@@ -129,6 +136,14 @@ class _QuasiNewton(Phase):
         state = optimizer.state[params[0]]
         n_before = state.get("n_iter", 0)
         x_before = _flat(params)
+        if self.resamples(index) and state.get(self._prev_grad_key) is not None:
+            # the points were just redrawn: the objective changed. The gradient at the
+            # current parameters on the new points replaces the stored one, so the next
+            # curvature pair (y = g_new - g_prev) is zero and skipped, instead of mixing
+            # two objectives; the inverse-Hessian approximation is kept. (The optimiser's
+            # own first evaluation below is answered from the trainer's cache.)
+            closure()
+            state[self._prev_grad_key] = _flat_grad(params)
         optimizer.step(closure)  # type: ignore[arg-type]  # torch types the loss as float
         if state.get("n_iter", 0) == n_before:
             return Converged("gradient below tolerance_grad", stepped=False)
@@ -136,6 +151,10 @@ class _QuasiNewton(Phase):
         if change <= self.tolerance_change:
             return Converged("no parameter change above tolerance_change")
         return None
+
+    def resamples(self, index: int) -> bool:
+        """Before every ``resample_every``-th iteration (not before the first), if set."""
+        return _every(self.resample_every, index)
 
     def advice(self) -> str:
         """Start from a better Adam solution, or a shorter first step."""
@@ -161,6 +180,11 @@ class LBFGS(_QuasiNewton):
         tolerance_change: convergence tolerance on the largest parameter change of an
             iteration (and on the directional derivative).
         history_size: number of correction pairs kept.
+        resample_every: redraw the loss terms' collocation points before every this many
+            iterations (not before the first; ``None``: never). The curvature memory is
+            kept: the iteration after a redraw adds no correction pair (the gradient
+            difference would mix the old and the new points) and steps along the
+            direction of the memory so far.
         line_search: ``"strong_wolfe"`` or ``None`` (fixed step ``lr``; rarely useful).
     """
 
@@ -213,6 +237,11 @@ class BFGS(_QuasiNewton):
         tolerance_grad: convergence tolerance on the largest absolute gradient entry.
         tolerance_change: convergence tolerance on the largest parameter change of an
             iteration (and on the directional derivative).
+        resample_every: redraw the loss terms' collocation points before every this many
+            iterations (not before the first; ``None``: never). The inverse-Hessian
+            approximation is kept: the iteration after a redraw skips its update (the
+            gradient difference would mix the old and the new points) and steps along
+            ``-H g`` with ``g`` the gradient on the new points.
         scaling: ``"al-baali"`` (self-scaled BFGS; Urbán, Stefanou & Pons 2025) or ``None``
             (plain BFGS, which on PINNs does no better than L-BFGS).
         max_params: the most trainable parameters allowed (the matrix grows as their
@@ -225,6 +254,7 @@ class BFGS(_QuasiNewton):
     max_params: int = 10_000
 
     name: ClassVar[str] = "bfgs"
+    _prev_grad_key: ClassVar[str] = "g_prev"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -305,6 +335,18 @@ def _can_fuse(params: Sequence[Tensor]) -> bool:
 
 def _flat(params: Sequence[Tensor]) -> Tensor:
     return torch.cat([p.detach().reshape(-1) for p in params])
+
+
+def _flat_grad(params: Sequence[Tensor]) -> Tensor:
+    """The parameters' gradients as one vector (zeros where a gradient is None)."""
+    return torch.cat(
+        [torch.zeros_like(p).reshape(-1) if p.grad is None else p.grad.reshape(-1) for p in params]
+    )
+
+
+def _every(every: int | None, index: int) -> bool:
+    """Whether step ``index`` of a phase is a resampling step: every ``every``-th, not 0."""
+    return every is not None and index > 0 and index % every == 0
 
 
 def phases_from_settings(

@@ -8,6 +8,8 @@ losses.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -67,6 +69,13 @@ class Trainer:
             from the GPU's generators and differ. Inside the loop the only
             device-to-host copies are the loss values of each step (one copy per step on
             a GPU) for the history and the NaN check.
+        budget_s: a wall-time budget in seconds for each :meth:`fit`, counted from the call
+            (``None``: no limit). It is checked after every step: once it is spent, the fit
+            ends after that step, at most one step late (a step of a quasi-Newton phase is
+            one iteration with its line search), the remaining steps and phases are skipped
+            and a ``"budget_spent"`` event is recorded. Stopping there is safe: a phase that
+            runs in another dtype converts the model and the loss terms back, a checkpoint
+            is written, and the history and model are those of the last step taken.
 
     Attributes:
         history_: the :class:`History` of the last fit (also set when a fit raised).
@@ -86,6 +95,7 @@ class Trainer:
         progress: bool | None = None,
         callbacks: Iterable[Callback] = (),
         device: str | torch.device | None = None,
+        budget_s: float | None = None,
     ) -> None:
         self.phases = phases
         self.balancer = balancer
@@ -96,6 +106,23 @@ class Trainer:
         self.progress = progress
         self.callbacks = callbacks
         self.device = device
+        self.budget_s = budget_s
+        self._stop_request: str | None = None
+
+    def stop(self, reason: str = "stopped by a callback") -> None:
+        """End the running fit after the current step; call it from a callback.
+
+        The step in progress completes and is recorded, then the fit ends as when
+        ``budget_s`` is spent (see there): the remaining steps and phases are skipped, a
+        phase run in another dtype converts the model and the loss terms back, a
+        checkpoint is written, and a ``"stopped"`` event with ``reason`` is recorded in the
+        history. This is the supported way for a callback to end a fit (e.g. when a loss
+        stalls); the next :meth:`fit` starts without the request.
+
+        Args:
+            reason: why, recorded in the event.
+        """
+        self._stop_request = str(reason)
 
     def fit(
         self,
@@ -129,7 +156,19 @@ class Trainer:
                 read (the message says what differs; a ``ValueError``).
             ValueError: invalid settings.
         """
+        started = time.perf_counter()
+        self._stop_request = None
         phases = self._checked_phases()
+        budget = self.budget_s
+        if budget is not None and (
+            isinstance(budget, bool)
+            or not isinstance(budget, (int, float))
+            or not math.isfinite(budget)
+            or budget <= 0
+        ):
+            raise InvalidArgumentError(
+                f"Trainer: budget_s must be a finite number of seconds > 0 or None, got {budget!r}."
+            )
         if not isinstance(model, nn.Module):
             raise InvalidTypeError(
                 f"fit: model must be a torch.nn.Module, got {type(model).__name__}."
@@ -177,6 +216,7 @@ class Trainer:
             path,
             self.history_,
             device,
+            None if budget is None else started + float(budget),
         )
         for p in phases:  # checked before any training, not when the phase starts
             p.check_parameters(engine.params)
@@ -218,6 +258,7 @@ class Trainer:
             f"early_stopping={self.early_stopping!r}, checkpoint={self.checkpoint!r}, "
             f"seed={self.seed!r}"
             + ("" if self.device is None else f", device={self.device!r}")
+            + ("" if self.budget_s is None else f", budget_s={self.budget_s!r}")
             + ")"
         )
 
