@@ -288,3 +288,30 @@ def test_predict_an_ensemble_run_writes_its_intervals(
     assert header == ["t [s]", "y [-]", "y [-] lower", "y [-] upper", "y [-] std"]
     for _, mean, lower, upper, std in values:
         assert lower <= mean <= upper and std >= 0.0
+
+
+def test_predict_a_batched_ensemble_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import hybridml as hm
+
+    t = [0.0625 * i for i in range(32)]
+    rows = "\n".join(f"{a!r},{2.718281828459045**-a!r}" for a in t)
+    (tmp_path / "d.csv").write_text(f"t [s],y [-]\n{rows}\n", encoding="utf-8")
+    (tmp_path / "s.toml").write_text(
+        '[study]\nname = "b"\n[data]\npath = "d.csv"\ninputs = ["t [s]"]\n'
+        'outputs = ["y [-]"]\n[model]\nhidden = [8]\n[training]\nadam_steps = 40\n'
+        '[ensemble]\nkind = "batched"\nmembers = 3\ncalibration = 0.5\ncoverage = 0.8\n',
+        encoding="utf-8",
+    )
+    run = tmp_path / "run"
+    assert main(["run", str(tmp_path / "s.toml"), "--out", str(run)]) == 0
+    model = hm.load_model(run / "checkpoint.pt")  # the run folder's model file
+    assert type(model) is hm.BatchedEnsemble
+    new = tmp_path / "new.csv"
+    new.write_text("t [s]\n0.25\n1.75\n", encoding="utf-8")
+    assert main(["predict", str(run), str(new)]) == 0
+    assert "BatchedEnsemble" in capsys.readouterr().out
+    header, values = _read_csv(tmp_path / "new.predictions.csv")
+    assert header == ["t [s]", "y [-]", "y [-] lower", "y [-] upper", "y [-] std"]
+    pred = model.predict([[0.25], [1.75]])
+    assert [r[1] for r in values] == pred.mean[:, 0].tolist()
+    assert [r[3] for r in values] == pred.upper[:, 0].tolist()

@@ -283,3 +283,45 @@ def test_load_model_reads_either_class(tmp_path: Path) -> None:
     (tmp_path / "bad.pt").write_text("no")
     with pytest.raises(ModelFileError, match=r"'.*bad\.pt' is not a hybridml model file"):
         hm.load_model(tmp_path / "bad.pt")
+
+
+def test_a_saved_batched_ensemble_loads_and_predicts_bitwise_the_same(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0.0, 2.0, (200, 1))
+    y = np.exp(-x) + 0.02 * rng.standard_normal((200, 1))
+    groups = np.array([f"cell{i}" for i in np.repeat(np.arange(20), 10)])  # labels: strings
+    check = hm.Bounds("y [-]", lower=-0.5, name="range")
+    ens = hm.BatchedEnsemble(
+        inputs=["t [s]"],
+        outputs=["y [-]"],
+        hidden=(8,),
+        n_members=3,
+        phases=(hm.Adam(40, lr=1e-2),),
+        calibration=0.5,
+        coverage=0.8,
+        dtype=torch.float64,
+        seed=7,
+        progress=False,
+        checks=[check],
+        check_policy="record",
+    ).fit(x, y, groups=groups)
+    path = tmp_path / "batched.pt"
+    ens.save(path)
+    with pytest.raises(ModelFileError, match=r"checks \['range'\]; checks= gives \[\]"):
+        hm.BatchedEnsemble.load(path)
+    back = hm.load_model(path, checks=[check])
+    assert type(back) is hm.BatchedEnsemble
+    grid = np.linspace(-0.5, 3.0, 29)[:, None]
+    a, b = ens.predict(grid), back.predict(grid)
+    for name in ("mean", "std", "lower", "upper", "members"):
+        np.testing.assert_array_equal(getattr(b, name), getattr(a, name))
+    # another coverage is recalibrated from the stored scores over the same groups
+    np.testing.assert_array_equal(
+        back.predict(grid, coverage=0.6).upper, ens.predict(grid, coverage=0.6).upper
+    )
+    assert [c.n_groups for c in back.conformal_] == [c.n_groups for c in ens.conformal_]
+    assert [r.name for r in b.report.results] == ["range"]
+    assert back.data_hash_ == ens.data_hash_ == hm.data_hash(x, y)
+    np.testing.assert_array_equal(back.member_weights_, ens.member_weights_)
+    assert back.history_.loss == ens.history_.loss
+    assert back.get_params(deep=False)["dtype"] is torch.float64

@@ -26,6 +26,7 @@ from ..losses._base import LossTerm
 from ..nn._batched import BatchedMLP
 from ..training import BFGS, LBFGS, Adam, Phase, Trainer
 from ._base import _ParamsMixin, _read, check_ensemble_settings
+from ._batched_files import _BatchedFiles
 from ._batched_terms import _MemberLoss, _WeightDecay
 from ._conformal import (
     ConformalCalibration,
@@ -44,7 +45,7 @@ __all__ = ["BatchedEnsemble"]
 _DEFAULT_PHASES = (Adam(2000, lr=1e-3),)
 
 
-class BatchedEnsemble(_ParamsMixin):
+class BatchedEnsemble(_ParamsMixin, _BatchedFiles):
     """An ensemble of MLPs trained together in one batched pass, with conformal intervals.
 
     Member ``m`` is an MLP with seed ``seed + m`` (its initial weights, see

@@ -126,9 +126,9 @@ def check_versions(saved: Mapping[str, Any], path: Path, what: str) -> None:
 
 
 def load_model(path: str | os.PathLike[str], **settings: Any) -> Any:
-    """Read a model file of any class: a :class:`~hybridml.HybridRegressor` or a
-    :class:`~hybridml.DeepEnsemble`, whichever :meth:`save` wrote, e.g. a run folder's
-    ``checkpoint.pt``.
+    """Read a model file of any class: a :class:`~hybridml.HybridRegressor`, a
+    :class:`~hybridml.DeepEnsemble` or a :class:`~hybridml.BatchedEnsemble`, whichever
+    ``save`` wrote, e.g. a run folder's ``checkpoint.pt``.
 
     Args:
         path: the model file.
@@ -139,11 +139,16 @@ def load_model(path: str | os.PathLike[str], **settings: Any) -> Any:
             missing adapters, ...).
         FileNotFoundError: no such file.
     """
+    from ._batched import BatchedEnsemble
     from ._ensemble import DeepEnsemble
     from ._persist import ModelFileError, _payload
     from ._regressor import HybridRegressor
 
-    classes: dict[str, Any] = {"HybridRegressor": HybridRegressor, "DeepEnsemble": DeepEnsemble}
+    classes: dict[str, Any] = {
+        "HybridRegressor": HybridRegressor,
+        "DeepEnsemble": DeepEnsemble,
+        "BatchedEnsemble": BatchedEnsemble,
+    }
     name = _payload(path, "load_model").get("class")
     cls = classes.get(str(name))
     if cls is None:

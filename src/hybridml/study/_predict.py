@@ -9,7 +9,6 @@ data files need not exist any more. The new rows are read by column name through
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,10 +75,9 @@ def load_run_model(run_dir: str | os.PathLike[str]) -> Any:
 
     Raises:
         FileNotFoundError: no such folder (``NotADirectoryError``: a file).
-        ModelFileError: a folder without a model file (e.g. a run of a BatchedEnsemble,
-            which writes none), or a model file ``load`` refuses.
+        ModelFileError: a folder without a model file, or a model file ``load`` refuses.
     """
-    from ..estimators import DeepEnsemble, load_model
+    from ..estimators import BatchedEnsemble, DeepEnsemble, load_model
     from ..estimators._persist import ModelFileError
 
     run = Path(run_dir)
@@ -93,12 +91,9 @@ def load_run_model(run_dir: str | os.PathLike[str]) -> Any:
     path = run / MODEL_FILE
     config = run / "config.toml"
     if not path.exists():
-        why = ""
-        if config.exists() and _ensemble_kind(config) == "batched":
-            why = ' (its [ensemble] kind = "batched": a BatchedEnsemble writes no model file)'
         raise ModelFileError(
-            f"run folder '{run}' has no model file {MODEL_FILE}{why}; nothing to predict "
-            "with. Run the study again with a HybridRegressor or a deep ensemble."
+            f"run folder '{run}' has no model file {MODEL_FILE}; nothing to predict with. "
+            "Run the study again (`hybridml run`) to write it."
         )
     if not config.exists():  # a model file alone: objects from the registry only
         return load_model(path)
@@ -109,21 +104,10 @@ def load_run_model(run_dir: str | os.PathLike[str]) -> Any:
     cfg = read_config(config, files=False)
     adapters = _build_adapters(cfg)
     template = build_estimator(cfg, adapters)
+    if isinstance(template, BatchedEnsemble):  # data only: no adapters or transforms
+        return load_model(path, checks=list(template.checks))
     reg = template.estimator if isinstance(template, DeepEnsemble) else template
     return load_model(path, adapters=adapters, checks=list(reg.checks), transform=reg.transform)
-
-
-def _ensemble_kind(config: Path) -> Any:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
-    try:
-        raw = tomllib.loads(config.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    ensemble = raw.get("ensemble")
-    return ensemble.get("kind") if isinstance(ensemble, dict) else None
 
 
 def predict_run(

@@ -371,8 +371,7 @@ def _fit_and_write(
     report.to_json(run_dir / "consistency.json")
     metrics["consistency_passed"] = report.passed
     run.write_json("metrics.json", metrics)
-    if hasattr(est, "save"):  # a BatchedEnsemble has no model file
-        est.save(run_dir / "checkpoint.pt")  # a model file: HybridRegressor.load reads it
+    est.save(run_dir / "checkpoint.pt")  # a model file: hybridml.load_model reads it
     inputs: dict[str, str | Path] = {"data": cfg.data.path}
     if cfg.data.test_path is not None:
         inputs["test_data"] = cfg.data.test_path
