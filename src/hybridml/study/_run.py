@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import importlib
 import inspect
+import os
 import platform
 import shutil
 import sys
@@ -223,7 +224,7 @@ def run_study(
     *,
     device: str | None = None,
     fresh: bool = False,
-    log_to: str | None = None,
+    log_to: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Run the study in ``config_path`` and return its run folder.
 

@@ -110,7 +110,7 @@ def _metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 
 def log_to_mlflow(
-    run_dir: str | os.PathLike[str], uri: str, *, experiment: str | None = None
+    run_dir: str | os.PathLike[str], uri: str | os.PathLike[str], *, experiment: str | None = None
 ) -> str:
     """Record a run folder written by :func:`~hybridml.run_study` in MLflow.
 
@@ -162,7 +162,7 @@ def log_to_mlflow(
         tags[f"hybridml.{key}.sha256"] = str(entry.get("sha256"))
     params = _params(run / "config.toml") if (run / "config.toml").exists() else {}
     values = _metrics(metrics)
-    uri = _uri(uri)
+    uri = _uri(os.fspath(uri))
     try:
         with _file_store(uri), warnings.catch_warnings():
             # MLflow's own notices (e.g. that the file store is in maintenance mode) are
