@@ -43,6 +43,11 @@ _BFGS_MAX_PARAMS = 5000
 _ADAM_SHARE = 0.2
 _ADAM_STEPS = (200, 5000)  # the fewest and most Adam steps
 _ADAM_LR, _ADAM_LR_DECAY = 2e-3, 0.1
+#: an Adam step (optimiser, resampling, bookkeeping) in units of one timed evaluation
+_ADAM_STEP_COST = 2.0
+#: Adam may run over its planned share by this factor (a machine slower than the timed
+#: evaluation said) before its trainer's budget stops it
+_ADAM_OVERRUN = 1.25
 #: the quasi-Newton iterations the point count is planned for (fewer points when the
 #: budget would allow fewer iterations on the full count)
 _QN_PLANNED_ITERATIONS = 1000
@@ -371,13 +376,17 @@ def _train(
     assert isinstance(pde, PDEResidual)
     qn_dtype = torch.float64 if dtype is None else dtype
 
-    # one timed evaluation sizes the phases
+    # one timed evaluation sizes the phases (after the one-time imports of a first
+    # optimiser step, several seconds in a fresh process, so that they do not eat Adam's
+    # share)
+    _warm_up_optimizers()
     t_eval = _evaluation_seconds(model, terms)
     t_point = t_eval / n_adam
+    plan_s = max(budget - (time.perf_counter() - t_start), 1e-3)  # what is left to train
     adam_steps = int(
-        min(max(_ADAM_SHARE * budget / (1.1 * t_eval), _ADAM_STEPS[0]), _ADAM_STEPS[1])
+        min(max(_ADAM_SHARE * plan_s / (_ADAM_STEP_COST * t_eval), _ADAM_STEPS[0]), _ADAM_STEPS[1])
     )
-    qn_budget = budget * (1 - _ADAM_SHARE)
+    qn_budget = plan_s * (1 - _ADAM_SHARE)
     matrix_s = _BFGS_ENTRY_S * n_params**2 if quasi_newton == "bfgs" else 0.0
     # (a float32 Adam before a float64 phase: the evaluations cost about twice as much)
     per_point = t_point * (_QN_COST if dtype is None else _QN_COST / 2)
@@ -436,7 +445,7 @@ def _train(
         resample_every=settings["adam_resample_every"],
     )
     left = budget - (time.perf_counter() - t_start) - _RESERVE_S
-    adam_budget = max(min(2 * _ADAM_SHARE * budget, left), 1e-3)
+    adam_budget = max(min(_ADAM_OVERRUN * _ADAM_SHARE * plan_s, left), 1e-3)
     first = Trainer(
         (adam,),
         seed=seed,
@@ -498,6 +507,14 @@ def _train(
         parameters=_coefficients(problem.parameters),
         adapter=problem,
     )
+
+
+def _warm_up_optimizers() -> None:
+    """Take one step of a throwaway Adam: torch imports its compiler stack (``torch._dynamo``)
+    at an optimiser's first use, seconds in a fresh process."""
+    p = torch.zeros(1, requires_grad=True)
+    p.grad = torch.zeros(1)
+    torch.optim.Adam([p], lr=1e-3).step()
 
 
 def _shifted(
