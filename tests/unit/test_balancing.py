@@ -239,3 +239,43 @@ def test_balancer_states_load_with_weights_only():
         bal.weights(1, losses, params)
         state = roundtrip(bal.state_dict())  # raises if anything is not weights_only-safe
         bal.load_state_dict(state)
+
+
+# ----------------------------------------------------------------------------- compiled terms
+
+
+class CompiledResidual(DataLoss):
+    """A loss term that says its backward can run only once (compiled derivatives)."""
+
+    derivatives = "compiled"
+
+
+def test_lr_annealing_with_compiled_derivatives_is_refused_before_training() -> None:
+    from hybridml.exceptions import HybridMLError
+
+    x = torch.linspace(0.0, 1.0, 8)[:, None]
+    model = nn.Linear(1, 1)
+    before = [p.detach().clone() for p in model.parameters()]
+    terms = {"pde": CompiledResidual(x, x), "data": DataLoss(x, 2 * x)}
+    with pytest.raises(HybridMLError, match="'pde' uses compiled derivatives") as info:
+        Trainer((Adam(5),), balancer=LRAnnealing(), progress=False).fit(model, terms)
+    assert "derivatives='taylor'" in str(info.value) and "ReLoBRaLo()" in str(info.value)
+    assert isinstance(info.value, ValueError)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    # balancers that differentiate nothing themselves are fine with such terms
+    for balancer in (None, ReLoBRaLo(), {"pde": 1.0, "data": 2.0}):
+        Trainer((Adam(3),), balancer=balancer, progress=False).fit(model, terms)
+    assert LRAnnealing.backpropagates_terms and not ReLoBRaLo.backpropagates_terms
+
+
+def test_torchs_donated_buffer_error_is_explained() -> None:
+    from hybridml.exceptions import TrainingError
+    from hybridml.training._balancing import explain_single_backward
+
+    with pytest.raises(TrainingError, match="derivatives='taylor'"):
+        with explain_single_backward():
+            raise RuntimeError("This backward function was compiled with non-empty donated buffers")
+    with pytest.raises(RuntimeError, match="something else") as info:
+        with explain_single_backward():
+            raise RuntimeError("something else")
+    assert not isinstance(info.value, TrainingError)

@@ -252,3 +252,49 @@ def test_estimator_phase_settings_errors_name_the_parameter(kwargs, error, match
     x, y = regression()
     with pytest.raises(error, match=match):
         hm.HybridRegressor(hidden=(4,), progress=False, **kwargs).fit(x, y)
+
+
+def _objective(x: Tensor, shift: float) -> Tensor:
+    # a convex quadratic whose minimum moves with shift (new collocation points)
+    scales = torch.arange(1, x.numel() + 1, dtype=x.dtype)
+    return (scales * (x - shift) ** 2).sum()
+
+
+@pytest.mark.parametrize("phase_cls", [hm.BFGS, hm.LBFGS])
+def test_quasi_newton_keeps_its_curvature_across_a_resample(phase_cls) -> None:
+    """After a redraw (``resample_every``) the next iteration adds no curvature pair built
+    from two objectives; the memory of the earlier pairs is kept."""
+
+    def run(resample_every: int | None) -> dict[str, Any]:
+        x = torch.zeros(6, dtype=torch.float64, requires_grad=True)
+        phase = phase_cls(10, resample_every=resample_every)
+        opt = phase.make_optimizer([x])
+        shift = [1.0]
+
+        def closure() -> Tensor:
+            opt.zero_grad()
+            loss = _objective(x, shift[0])
+            loss.backward()
+            return loss.detach()
+
+        for k in range(3):
+            phase.step(opt, closure, k)
+        before = {
+            k: v.clone() if isinstance(v, Tensor) else list(v) if isinstance(v, list) else v
+            for k, v in opt.state[x].items()
+        }
+        shift[0] = 0.8  # the objective changes, as when the points are redrawn
+        phase.step(opt, closure, 3)
+        return {"before": before, "after": opt.state[x]}
+
+    kept = run(resample_every=3)
+    mixed = run(resample_every=None)
+    if phase_cls is hm.BFGS:
+        # the inverse-Hessian approximation is the same after the iteration that followed
+        # the redraw; without the redraw step it was updated with the mixed pair
+        assert torch.equal(kept["after"]["H"], kept["before"]["H"])
+        assert not torch.equal(mixed["after"]["H"], mixed["before"]["H"])
+    else:
+        assert len(kept["after"]["old_dirs"]) == len(kept["before"]["old_dirs"])
+        assert len(mixed["after"]["old_dirs"]) == len(mixed["before"]["old_dirs"]) + 1
+    assert hm.BFGS(5).resamples(0) is False and hm.BFGS(5, resample_every=2).resamples(4)

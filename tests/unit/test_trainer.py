@@ -593,3 +593,93 @@ def test_invalid_settings_are_reported_clearly():
 
     with pytest.raises(ValueError, match=r"'vec' returned.*0-d tensor"):
         Trainer(phases=(Adam(2),), progress=False).fit(make_net(), {"vec": Vector(x, y)})
+
+
+# ----------------------------------------------------------------------------- budget, stop()
+
+
+def test_budget_s_ends_the_fit_after_a_step_and_records_it() -> None:
+    torch.manual_seed(0)
+    net = make_net()
+    trainer = Trainer((Adam(10**7, lr=1e-3), LBFGS(10**7)), progress=False, budget_s=0.2)
+    history = trainer.fit(net, {"pde": Poisson()})
+    # ten million steps cannot run in 0.2 s on any machine: the budget ended the fit
+    assert 1 <= len(history) < 10**7
+    events = [e for e in history.events if e["event"] == "budget_spent"]
+    assert len(events) == 1 and events[0]["step"] == len(history)
+    assert "budget_s=0.2" in events[0]["reason"]
+    assert set(history.phase) == {"adam"}  # the L-BFGS phase never started
+    assert "budget_s=0.2" in repr(trainer)
+
+
+def test_budget_s_in_a_float64_phase_converts_the_model_back() -> None:
+    net = make_net()
+    history = Trainer((LBFGS(10**7),), progress=False, budget_s=0.2).fit(net, {"pde": Poisson()})
+    assert history.events[-1]["event"] == "budget_spent"
+    assert all(p.dtype == torch.float32 for p in net.parameters())
+
+
+@pytest.mark.parametrize("budget", [0, -1.0, math.inf, math.nan, "10", True])
+def test_budget_s_must_be_a_positive_number(budget) -> None:
+    with pytest.raises(ValueError, match="budget_s must be a finite number of seconds > 0"):
+        Trainer((Adam(5),), progress=False, budget_s=budget).fit(make_net(), {"pde": Poisson()})
+
+
+def test_stop_from_a_callback_ends_the_fit_after_that_step() -> None:
+    def stop_at_5(trainer: Trainer, info: StepInfo) -> None:
+        if info.step == 5:
+            trainer.stop("enough")
+
+    net = make_net()
+    trainer = Trainer((Adam(50), LBFGS(20)), progress=False, callbacks=[stop_at_5])
+    history = trainer.fit(net, {"pde": Poisson()})
+    assert len(history) == 6 and set(history.phase) == {"adam"}
+    assert history.events[-1] == {"event": "stopped", "reason": "enough", "step": 6}
+    # the next fit starts without the request
+    assert len(trainer.fit(make_net(), {"pde": Poisson()})) == 6
+    stop_in_lbfgs = Trainer(
+        (Adam(3), LBFGS(50)),
+        progress=False,
+        callbacks=[lambda t, i: t.stop() if i.phase == "lbfgs" and i.phase_step == 2 else None],
+    )
+    history = stop_in_lbfgs.fit(net, {"pde": Poisson()})
+    assert history.phase.count("lbfgs") == 3 and history.events[-1]["event"] == "stopped"
+    assert all(p.dtype == torch.float32 for p in net.parameters())  # converted back
+
+
+# ----------------------------------------------------------------------------- resampling
+
+
+class CountsResamples(Poisson):
+    """The Poisson residual, recording the step before which it was resampled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+        self.at: list[int] = []
+
+    def resample(self, generator: torch.Generator) -> None:
+        super().resample(generator)
+        self.at.append(self.calls)
+
+    def forward(self, model: nn.Module) -> Tensor:
+        self.calls += 1
+        return super().forward(model)
+
+
+def test_adam_does_not_resample_before_its_first_step() -> None:
+    term = CountsResamples()
+    Trainer((Adam(12, resample_every=5),), progress=False).fit(make_net(), {"pde": term})
+    # before steps 5 and 10 (one evaluation per Adam step), not before step 0: the initial
+    # points are trained on first
+    assert term.at == [5, 10]
+
+
+def test_quasi_newton_phases_resample_every_n_iterations() -> None:
+    for phase in (LBFGS(12, resample_every=5), BFGS(12, resample_every=5)):
+        term = CountsResamples()
+        history = Trainer((phase,), progress=False).fit(make_net(), {"pde": term})
+        assert len(term.at) == 2 and len(history) == 12
+        assert "resample_every=5" in repr(phase)
+    with pytest.raises(ValueError, match="resample_every"):
+        BFGS(10, resample_every=0)

@@ -100,9 +100,10 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
             :func:`torch.compile` once a residual term has been evaluated for training 50
             times (seconds per network structure, point count and dtype; at once, and
             from a warm cache, for shapes given to ``PDEResidual.precompile`` beforehand;
-            if compiling fails, a one-time warning and the uncompiled jet). Not with loss
-            balancers that backpropagate a term twice (``LRAnnealing``, ``ReLoBRaLo``: torch
-            refuses the compiled backward with ``retain_graph=True``). Any other model, or a
+            if compiling fails, a one-time warning and the uncompiled jet). Not with
+            ``LRAnnealing``, which backpropagates each term separately (torch runs a
+            compiled backward only once): ``Trainer.fit`` refuses that combination before
+            training, naming the fix. Any other model, or a
             derivative the jet does not hold, uses autograd in every mode. All give the same
             residual to rounding (docs/simulators/deepxde.md has the speeds).
         resampling: how the residual term's ``resample`` moves its points

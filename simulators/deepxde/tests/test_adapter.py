@@ -405,3 +405,71 @@ def test_burgers_trains_and_inverse_nu_is_a_parameter() -> None:
     assert history.loss[-1] < history.loss[0]
     assert float(nu) != pytest.approx(0.05)  # nu was trained with the network
     assert NU < 0.05
+
+
+# ----------------------------------------------------------------------- names, replace
+
+
+def test_condition_names_include_the_component_with_several_outputs() -> None:
+    dde = import_deepxde()
+    geom = dde.geometry.Rectangle([0, 0], [1, 1])
+
+    def pde(x, y):
+        return [y[:, 0:1], y[:, 1:2]]
+
+    def on_b(_, on_boundary):
+        return on_boundary
+
+    conditions = [
+        dde.icbc.DirichletBC(geom, lambda x: 0, on_b, component=0),
+        dde.icbc.DirichletBC(geom, lambda x: 0, on_b, component=1),
+        dde.icbc.DirichletBC(geom, lambda x: 1, on_b, component=1),
+        dde.icbc.NeumannBC(geom, lambda x: 0, on_b, component=0),
+    ]
+    options = {"num_domain": 32, "num_boundary": 16, "num_outputs": 2}
+    a = DeepXDEAdapter(geom, pde, conditions, **options)
+    assert list(a.conditions) == ["dirichlet_y0", "dirichlet_y1", "dirichlet_y1_2", "neumann_y0"]
+    b = DeepXDEAdapter(geom, pde, conditions, output_names=("u", "v"), **options)
+    assert list(b.loss_terms()) == [
+        "pde",
+        "dirichlet_u",
+        "dirichlet_v",
+        "dirichlet_v_2",
+        "neumann_u",
+    ]
+    x_obs = np.array([[0.5, 0.5]])
+    points = dde.icbc.PointSetBC(x_obs, np.zeros((1, 2)), component=[0, 1])
+    c = DeepXDEAdapter(geom, pde, [points], output_names=("u", "v"), anchors=x_obs, **options)
+    assert list(c.conditions) == ["points_u_v"]
+    # one output: the names stay those of the kind alone, unless it is named
+    assert list(small_burgers().conditions) == ["dirichlet", "ic"]
+    assert list(small_burgers(output_names=["u"]).conditions) == ["dirichlet_u", "ic_u"]
+    with pytest.raises(ValueError, match="output_names must be 2 distinct"):
+        DeepXDEAdapter(geom, pde, conditions, output_names=("u", "u"), **options)
+
+
+def test_replace_keeps_the_problem_and_draws_new_points() -> None:
+    nu = hybridml.PhysicalParameter(0.05, name="nu")
+    a = small_burgers(nu=nu, observations=(np.array([[0.0, 0.5]]), np.array([0.1])))
+    b = a.replace(num_domain=50, derivatives="taylor", resampling=RAD(), seed=3)
+    assert b.num_domain == 50 and b.derivatives == "taylor" and b.seed == 3
+    assert b.pde is a.pde and b.geometry is a.geometry and b.parameters["nu"] is nu
+    assert list(b.conditions) == list(a.conditions)
+    assert b.conditions["ic"] is a.conditions["ic"]
+    assert b.train_x_all.shape[0] == 50 + 20 + 40 and a.train_x_all.shape[0] == 200 + 20 + 40
+    assert b.observations is not None and a.observations is not None
+    np.testing.assert_array_equal(b.observations[1], a.observations[1])
+    with pytest.raises(TypeError, match="no argument 'num_points'"):
+        a.replace(num_points=5)
+
+
+def test_lr_annealing_with_compiled_derivatives_fails_at_fit_with_the_fix() -> None:
+    adapter = small_burgers(derivatives="compiled")
+    model = adapter.default_model((8, 8))
+    trainer = hybridml.Trainer(
+        (hybridml.Adam(60),), balancer=hybridml.LRAnnealing(), progress=False
+    )
+    with pytest.raises(hybridml.HybridMLError, match="'pde' uses compiled derivatives") as info:
+        trainer.fit(model, adapter.loss_terms())
+    assert "derivatives='taylor'" in str(info.value)
+    assert not hasattr(trainer, "history_")  # refused before any training

@@ -166,6 +166,14 @@ class HardBoundary(OutputTransform):
             nonzero inside the domain.
 
     ``g`` and ``distance`` may be nn.Modules (their parameters are then registered).
+
+    Both see the raw inputs: the points ``x`` as passed to the model (in
+    :class:`Constrained`, ``transform(x, net(x))``), in the problem's own units, never the
+    ``[-1, 1]`` scaling an :class:`~hybridml.MLP` with ``input_lower``/``input_upper``
+    applies inside itself. Write them in the problem's coordinates (for ``x`` in
+    ``[0, 2]``: ``distance = lambda x: x * (2 - x)``). The same holds in the Taylor-mode
+    jets (:meth:`Constrained.jet`), which differentiate ``g`` and ``distance`` with respect
+    to the raw ``x``.
     """
 
     def __init__(self, g: Callable[[Tensor], Tensor], distance: Callable[[Tensor], Tensor]) -> None:

@@ -10,16 +10,70 @@ their last value, because L-BFGS needs one fixed objective.
 from __future__ import annotations
 
 import abc
+import contextlib
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from ..exceptions import InvalidArgumentError, InvalidTypeError
+from ..exceptions import InvalidArgumentError, InvalidTypeError, TrainingError
 
 __all__ = ["Balancer", "FixedWeights", "LRAnnealing", "ReLoBRaLo"]
+
+_FIX = (
+    "use the uncompiled Taylor-mode derivatives (derivatives='taylor': the same values, "
+    "somewhat slower), or a balancer that needs no extra backward pass: fixed weights "
+    "(balancer={'pde': 1.0, ...}) or ReLoBRaLo()"
+)
+
+
+def backward_once(term: Any) -> bool:
+    """Whether a loss term's graph can be backpropagated only once per evaluation.
+
+    A term says so with a ``backward_once`` attribute (True/False); a term with
+    ``derivatives == "compiled"`` (a residual whose derivatives come from a compiled
+    network jet: torch runs a compiled backward only once per graph, "donated buffers")
+    counts as such without it.
+    """
+    flag = getattr(term, "backward_once", None)
+    if flag is not None:
+        return bool(flag)
+    return getattr(term, "derivatives", None) == "compiled"
+
+
+def check_balancer_terms(balancer: Balancer, terms: Mapping[str, Any]) -> None:
+    """Refuse, before training, a balancer that backpropagates each term separately
+    together with terms whose backward can run only once (see :func:`backward_once`)."""
+    if not balancer.backpropagates_terms:
+        return
+    once = [name for name, term in terms.items() if backward_once(term)]
+    if once:
+        raise InvalidArgumentError(
+            f"{type(balancer).__name__} differentiates each loss term separately (a second "
+            f"backward pass through each term's graph), but loss term "
+            f"{', '.join(map(repr, once))} uses compiled derivatives (derivatives="
+            "'compiled'), whose compiled backward torch runs only once per evaluation "
+            f'("donated buffers"). Fix: {_FIX}.'
+        )
+
+
+@contextlib.contextmanager
+def explain_single_backward() -> Iterator[None]:
+    """Turn torch's "donated buffers" error (a compiled backward run a second time) into a
+    :class:`~hybridml.exceptions.TrainingError` that names the cause and the fix."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if "donated buffer" not in str(exc):
+            raise
+        raise TrainingError(
+            "a loss term's compiled derivatives were backpropagated twice in one step, "
+            'which torch refuses ("donated buffers"): a balancer that differentiates each '
+            "term separately (LRAnnealing) cannot be combined with derivatives='compiled' "
+            f"(here switched on during the fit). Fix: {_FIX}."
+        ) from exc
 
 
 def _names_list(names: Sequence[str]) -> list[str]:
@@ -57,7 +111,13 @@ class Balancer(abc.ABC):
     * :meth:`state_dict` holds only tensors, floats, ints, strings, lists and dicts, so a
       checkpoint loads with ``torch.load(..., weights_only=True)``;
       :meth:`load_state_dict` (called after :meth:`init`) restores it exactly.
+    * ``backpropagates_terms`` (class attribute, default ``False``): set it to ``True`` when
+      :meth:`weights` differentiates the loss terms itself. The trainer then refuses,
+      before training, loss terms whose backward can run only once (compiled
+      derivatives), with a message naming the term and the fix.
     """
+
+    backpropagates_terms: ClassVar[bool] = False
 
     def init(self, names: Sequence[str]) -> None:  # noqa: B027 - optional hook
         """Reset the balancer for a new fit over the loss terms ``names``."""
@@ -156,7 +216,15 @@ class LRAnnealing(Balancer):
         max_weight: optional upper bound on every weight (``None``, the default, is the
             paper's unbounded rule). Set it (e.g. ``1e3``) when a nearly satisfied term's
             weight runs away and swamps the others.
+
+    Not with compiled derivatives (``derivatives="compiled"`` of a PINN residual): torch
+    runs a compiled backward only once per evaluation, and this balancer backpropagates
+    each term separately before the step's own backward pass. ``Trainer.fit`` refuses the
+    combination before training, naming the term and the fix (uncompiled
+    ``derivatives="taylor"``, fixed weights or :class:`ReLoBRaLo`).
     """
+
+    backpropagates_terms: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -15,7 +15,7 @@ from .._progress import progress_bar
 from ..exceptions import InvalidArgumentError, NonFiniteLossError, TrainingError
 from ..losses._base import LossTerm
 from . import _checkpoint
-from ._balancing import Balancer
+from ._balancing import Balancer, explain_single_backward
 from ._history import History, StepInfo
 from ._params import _collect_params, _first_nonfinite, _module_dtype
 from ._phase import Converged, Phase
@@ -277,7 +277,8 @@ class _Engine:
                 if not math.isfinite(sum(floats)):
                     self._raise_nonfinite(floats, phase)
                 if self.weights is None or (first and not frozen):
-                    self._weights_for(self.global_step, values)
+                    with explain_single_backward():
+                        self._weights_for(self.global_step, values)
                 w = self.weights
                 assert w is not None
                 total = values[0] if w[0] == 1.0 else values[0] * w[0]
@@ -287,7 +288,8 @@ class _Engine:
                     total_f += w[i] * floats[i]
                 for p in params:
                     p.grad = None
-                total.backward()
+                with explain_single_backward():
+                    total.backward()
                 loss = total.detach()
                 if frozen:
                     self._cache = (

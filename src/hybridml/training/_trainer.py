@@ -20,7 +20,7 @@ from torch import nn
 from .._device import resolve_device
 from ..exceptions import InvalidArgumentError, InvalidTypeError
 from ..losses._base import LossTerm
-from ._balancing import Balancer, FixedWeights
+from ._balancing import Balancer, FixedWeights, check_balancer_terms
 from ._checkpoint import load_checkpoint
 from ._engine import Callback, _Engine
 from ._history import History
@@ -154,7 +154,9 @@ class Trainer:
             NonFiniteLossError: a loss term became NaN/inf (best weights restored first).
             CheckpointMismatchError: the checkpoint belongs to another fit or cannot be
                 read (the message says what differs; a ``ValueError``).
-            ValueError: invalid settings.
+            ValueError: invalid settings; a balancer that differentiates each term
+                separately (``LRAnnealing``) with a term whose compiled derivatives can be
+                backpropagated only once (``derivatives="compiled"``).
         """
         started = time.perf_counter()
         self._stop_request = None
@@ -198,6 +200,7 @@ class Trainer:
         if resume and path is None:
             raise InvalidArgumentError("fit(resume=True) needs Trainer(checkpoint=PATH).")
         balancer = _as_balancer(self.balancer)
+        check_balancer_terms(balancer, terms)
         device = resolve_device(self.device, what="Trainer: device")
         if device is not None:  # the model and the terms' data move once, before the loop
             model.to(device)
