@@ -13,6 +13,7 @@ import dataclasses
 import itertools
 import math
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hybridml import BFGS, LBFGS, Adam, History, Trainer, resolve_device
+from hybridml import BFGS, LBFGS, Adam, History, OutputTransform, Trainer, resolve_device
 from hybridml.exceptions import InvalidArgumentError, InvalidTypeError
 
 from ._adapter import DeepXDEAdapter
@@ -65,6 +66,8 @@ _STALL_TOLERANCE = 0.01
 #: compile the float64 jet (in a background process) only from this budget on: a cold
 #: compilation takes 15-60 s on a loaded 2-core machine
 _COMPILE_MIN_BUDGET_S = 120.0
+#: no switch to the compiled jet with less of the budget left than this (seconds)
+_COMPILE_MIN_LEFT_S = 20.0
 #: seconds kept back from the quasi-Newton phase's budget for what follows it
 _RESERVE_S = 0.5
 
@@ -159,13 +162,19 @@ class _Stall:
 
 class _CompileWhenReady:
     """Quasi-Newton callback: switch the residual to the compiled jet once the background
-    compilation has finished (never waiting for it)."""
+    compilation has finished (never waiting for it), unless less than
+    ``_COMPILE_MIN_LEFT_S`` of the budget is left (compiling from the warm cache takes a few
+    seconds, in one step)."""
 
-    def __init__(self, term: PDEResidual, job: Any, settings: dict[str, Any]) -> None:
-        self.term, self.job, self.settings = term, job, settings
+    def __init__(
+        self, term: PDEResidual, job: Any, settings: dict[str, Any], deadline: float
+    ) -> None:
+        self.term, self.job, self.settings, self.deadline = term, job, settings, deadline
 
     def __call__(self, trainer: Trainer, info: Any) -> None:
         if self.term.derivatives == "compiled" or info.phase_step % 10:
+            return
+        if self.deadline - time.perf_counter() < _COMPILE_MIN_LEFT_S:
             return
         if self.job.done():
             if self.job.succeeded:
@@ -229,6 +238,7 @@ def train(
     dtype: torch.dtype | None = None,
     callbacks: tuple[Callable[[Trainer, Any], object], ...] = (),
     threads: int | None = 1,
+    transform: OutputTransform | None = None,
 ) -> PINNResult:
     """Train a PINN for a DeepXDE-style problem with the default recipe, within a budget.
 
@@ -285,6 +295,11 @@ def train(
             float32 (faster, stalls sooner).
         callbacks: further ``callback(trainer, step_info)`` run after every step of both
             phases (``phase_index`` 0 is Adam, 1 the quasi-Newton phase).
+        transform: optional hard constraint on the recipe's network, e.g. a
+            :class:`hybridml.HardBoundary` holding boundary and initial values exactly (leave
+            the conditions it imposes out of the adapter). A ``HardBoundary`` keeps the fast
+            Taylor-mode derivatives; any other transform makes the residual take autograd
+            derivatives (slower), with a ``RuntimeWarning`` saying so.
         threads: torch's CPU threads during the call (``torch.set_num_threads``; the
             previous setting is restored on return). The default, 1, suits the small
             networks of PINNs: on a 2-core machine shared with other work, two threads
@@ -317,6 +332,11 @@ def train(
         )
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise InvalidArgumentError(f"train: seed must be an int, got {seed!r}.")
+    if transform is not None and not isinstance(transform, OutputTransform):
+        raise InvalidTypeError(
+            "train: transform must be a hybridml.OutputTransform such as HardBoundary(g, "
+            f"distance), or None; got {type(transform).__name__}."
+        )
     if dtype not in (None, torch.float32, torch.float64):
         raise InvalidArgumentError(
             f"train: dtype must be None, torch.float32 or torch.float64, got {dtype!r}."
@@ -330,7 +350,7 @@ def train(
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _train(adapter, budget_s, seed, dev, progress, dtype, callbacks, t_start)
+        return _train(adapter, budget_s, seed, dev, progress, dtype, callbacks, t_start, transform)
     finally:
         torch.set_num_threads(before)
 
@@ -344,6 +364,7 @@ def _train(
     dtype: torch.dtype | None,
     callbacks: tuple[Callable[[Trainer, Any], object], ...],
     t_start: float,
+    transform: OutputTransform | None,
 ) -> PINNResult:
     """:func:`train` after its checks."""
     budget = float(budget_s)
@@ -364,7 +385,18 @@ def _train(
         resampling=RAD(k=1.0, c=1.0),
         seed=seed,
     )
-    model = problem.default_model(hidden, generator=torch.Generator().manual_seed(seed))
+    model = problem.default_model(
+        hidden, transform=transform, generator=torch.Generator().manual_seed(seed)
+    )
+    if not taylor_supported(model):
+        warnings.warn(
+            f"train: with transform={type(transform).__name__}(...) the network is not one "
+            "the Taylor-mode derivatives serve (a hybridml.MLP, alone or under a "
+            "HardBoundary): the residual takes DeepXDE's autograd derivatives, about twice "
+            "as slow, and nothing is compiled.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     if dtype is not None:
         model.to(dtype)
     terms = problem.loss_terms()
@@ -407,6 +439,7 @@ def _train(
         "outputs": k,
         "hidden": list(hidden),
         "activation": "tanh",
+        "transform": None if transform is None else type(transform).__name__,
         "input_scaling": "bounding box to [-1, 1]",
         "n_params": n_params,
         "quasi_newton": quasi_newton,
@@ -470,7 +503,7 @@ def _train(
             _Stall(_QN_RESAMPLE_EVERY, _STALL_TOLERANCE)
         ]
         if job is not None:
-            extra.append(_CompileWhenReady(pde, job, settings))
+            extra.append(_CompileWhenReady(pde, job, settings, t_start + budget))
         left = budget - (time.perf_counter() - t_start) - _RESERVE_S
         trainer = Trainer(
             (qn,),

@@ -126,3 +126,22 @@ def test_recipe_restores_the_thread_setting() -> None:
     with pytest.raises(HybridMLError):
         train(poisson_1d(), budget_s=-1)
     assert torch.get_num_threads() == before
+
+
+def test_recipe_takes_a_hard_constraint_and_warns_about_slow_ones() -> None:
+    geom = dde.geometry.Interval(-1, 1)
+
+    def pde(x, y):
+        return -dde.grad.hessian(y, x) - np.pi**2 * torch.sin(np.pi * x)
+
+    # u(+-1) = 0 held exactly: no condition in the adapter
+    hard = hybridml.HardBoundary(lambda x: torch.zeros_like(x), lambda x: 1 - x**2)
+    r = train(DeepXDEAdapter(geom, pde), budget_s=4, transform=hard, progress=False)
+    assert r.settings["transform"] == "HardBoundary"
+    assert isinstance(r.model, hybridml.Constrained)
+    assert relative_l2(r) < 2e-2  # (the same margin as the soft problem's; about 1e-5 here)
+    # a constraint the Taylor-mode jets do not serve: autograd derivatives, said aloud
+    with pytest.warns(RuntimeWarning, match="autograd derivatives"):
+        train(poisson_1d(), budget_s=1, transform=hybridml.Bounded(-2, 2), progress=False)
+    with pytest.raises(TypeError, match="OutputTransform"):
+        train(poisson_1d(), budget_s=1, transform=lambda x, y: y)  # type: ignore[arg-type]
