@@ -54,6 +54,12 @@ def test_recipe_solves_1d_poisson_within_its_budget(poisson_result: PINNResult) 
     assert r.settings["stopped_by"] in ("budget", "stall", "converged")
     # both phases ran, Adam first, then the quasi-Newton phase in float64
     assert r.history.phases == ("adam", "bfgs")
+    # one history for both trainers: steps and times run on across the phases
+    n = len(r.history)
+    assert r.history.step == list(range(n))
+    assert r.history.phase.count("adam") == r.settings["adam_steps_run"]
+    assert r.history.phase.count("bfgs") == r.settings["quasi_newton_iterations_run"]
+    assert all(a <= b for a, b in zip(r.history.time, r.history.time[1:], strict=False))
     assert r.settings["adam_steps_run"] >= 1 and r.settings["quasi_newton_iterations_run"] >= 1
     assert next(r.model.parameters()).dtype == torch.float32  # converted back
     assert r.parameters == {}
