@@ -75,7 +75,8 @@ class Trainer:
             one iteration with its line search), the remaining steps and phases are skipped
             and a ``"budget_spent"`` event is recorded. Stopping there is safe: a phase that
             runs in another dtype converts the model and the loss terms back, a checkpoint
-            is written, and the history and model are those of the last step taken.
+            is written (recording the fit as finished: ``fit(resume=True)`` does not
+            continue it), and the history and model are those of the last step taken.
 
     Attributes:
         history_: the :class:`History` of the last fit (also set when a fit raised).
