@@ -501,7 +501,9 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
         }
         conditions = []
         for key, cond in self.conditions.items():
-            terms[key] = conditions_term = ConditionLoss(self.dde, cond, self.condition_points[key])
+            terms[key] = conditions_term = ConditionLoss(
+                self.dde, _rowwise(self.dde, cond), self.condition_points[key]
+            )
             conditions.append(conditions_term)
         if self.derivatives != "autograd":  # Taylor mode: one network pass for all points
             cast(PDEResidual, terms["pde"]).share_value_points(conditions)
@@ -537,6 +539,35 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
             f"conditions={list(self.conditions)}, num_domain={self.num_domain}, "
             f"num_boundary={self.num_boundary}, num_initial={self.num_initial})"
         )
+
+
+class _PeriodicRows:
+    """A ``dde.icbc.PeriodicBC`` whose error has one row per collocation point.
+
+    DeepXDE's ``PeriodicBC`` takes its points in pairs (``x`` and its periodic image, the
+    images in the second half) and returns one row per pair, ``left - right``; the
+    condition terms expect one row per point. This returns ``[left - right; right - left]``:
+    the same mean square, and the same maximum violation, as DeepXDE's.
+    """
+
+    def __init__(self, condition: Any) -> None:
+        self.condition = condition
+        self.component = condition.component
+
+    def collocation_points(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.condition.collocation_points(x))
+
+    def error(self, x: Any, inputs: Tensor, outputs: Tensor, beg: int, end: int) -> Tensor:
+        e = self.condition.error(x, inputs, outputs, beg, end)
+        return torch.cat([e, -e], 0)
+
+    def __repr__(self) -> str:
+        return f"{type(self.condition).__name__}(component_x={self.condition.component_x})"
+
+
+def _rowwise(dde: Any, condition: Any) -> Any:
+    """The condition as the loss terms take it (a ``PeriodicBC`` by :class:`_PeriodicRows`)."""
+    return _PeriodicRows(condition) if isinstance(condition, dde.icbc.PeriodicBC) else condition
 
 
 def _model_dtype(model: nn.Module) -> torch.dtype:
@@ -609,7 +640,7 @@ class ConditionCheck(Check):
             )
         a = self.adapter
         x = self._fresh_points()
-        term = ConditionLoss(a.dde, a.conditions[self.condition], x)
+        term = ConditionLoss(a.dde, _rowwise(a.dde, a.conditions[self.condition]), x)
         term.to(_model_dtype(model))
         err = term.errors(model).detach().abs().amax(dim=1).to(torch.float64)
         worst = int(err.argmax())

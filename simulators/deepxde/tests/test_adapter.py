@@ -473,3 +473,32 @@ def test_lr_annealing_with_compiled_derivatives_fails_at_fit_with_the_fix() -> N
         trainer.fit(model, adapter.loss_terms())
     assert "derivatives='taylor'" in str(info.value)
     assert not hasattr(trainer, "history_")  # refused before any training
+
+
+def test_periodic_condition_is_the_mean_square_over_its_pairs() -> None:
+    dde = import_deepxde()
+    geom = dde.geometry.Interval(-1, 1)
+
+    def pde(x, y):
+        return -dde.grad.hessian(y, x) - np.pi**2 * torch.sin(np.pi * x)
+
+    per = dde.icbc.PeriodicBC(geom, 0, lambda _, on_boundary: on_boundary)
+    slope = dde.icbc.PeriodicBC(geom, 0, lambda _, on_boundary: on_boundary, derivative_order=1)
+    a = DeepXDEAdapter(geom, pde, [per, slope], num_domain=16, num_boundary=8)
+    model = a.default_model((8, 8))
+    terms = a.loss_terms()
+    x = torch.as_tensor(a.condition_points["periodic"], dtype=torch.float32)
+    m = x.shape[0] // 2  # DeepXDE's pairs: x and its periodic image, images second
+    assert m >= 1 and torch.equal(x[m:], -x[:m])
+    xg = x.clone().requires_grad_(True)
+    y = model(xg)
+    (dy,) = torch.autograd.grad(y.sum(), xg)
+    expected = ((y[:m] - y[m:]) ** 2).mean()  # DeepXDE's loss: one row per pair
+    torch.testing.assert_close(terms["periodic"](model), expected.detach())
+    torch.testing.assert_close(terms["periodic_2"](model), ((dy[:m] - dy[m:]) ** 2).mean())
+    result = hybridml.run_checks(a.checks(), {}, model)
+    assert [r.name for r in result] == [
+        "pde residual",
+        "periodic condition",
+        "periodic_2 condition",
+    ]
