@@ -12,12 +12,12 @@ import torch
 from torch import Tensor, nn
 
 from .._progress import progress_bar
-from ..exceptions import InvalidArgumentError, NonFiniteLossError, TrainingError
+from ..exceptions import InvalidArgumentError, TrainingError
 from ..losses._base import LossTerm
-from . import _checkpoint
+from . import _best, _checkpoint
 from ._balancing import Balancer, explain_single_backward
 from ._history import History, StepInfo
-from ._params import _collect_params, _first_nonfinite, _module_dtype
+from ._params import _collect_params, _module_dtype
 from ._phase import Converged, Phase
 
 if TYPE_CHECKING:
@@ -141,10 +141,10 @@ class _Engine:
 
     def _finish(self) -> None:
         if self.val_terms and not self.stopped:
-            val = self._eval_val()
-            self._observe_val(val)
+            val = _best.eval_val(self)
+            _best.observe_val(self, val)
         if self.early is not None and self.best is not None:
-            self._restore_best()
+            _best.restore_best(self)
             self.history.events.append(
                 {"event": "restored_best", "step": self.best_step, "val_loss": self.best_value}
             )
@@ -179,8 +179,8 @@ class _Engine:
                     self._cache = None
                 val = None
                 if track_val and g % self.val_every == 0:
-                    val = self._eval_val()
-                    if self._observe_val(val):
+                    val = _best.eval_val(self)
+                    if _best.observe_val(self, val):
                         return
                 self._first = None
                 try:
@@ -275,7 +275,7 @@ class _Engine:
                 else:
                     floats = torch.stack([v.detach() for v in values]).tolist()
                 if not math.isfinite(sum(floats)):
-                    self._raise_nonfinite(floats, phase)
+                    _best.raise_nonfinite(self, floats, phase)
                 if self.weights is None or (first and not frozen):
                     with explain_single_backward():
                         self._weights_for(self.global_step, values)
@@ -303,7 +303,7 @@ class _Engine:
                 self._first = (floats, total_f)
                 unweighted = sum(floats)
                 if not track_val and unweighted < self.best_value:
-                    self._snapshot(unweighted, self.global_step)
+                    _best.snapshot(self, unweighted, self.global_step)
             return loss
 
         return closure
@@ -390,89 +390,6 @@ class _Engine:
             self.weights = weights
             self._weights_source = w
         return self.weights
-
-    def _eval_val(self) -> float:
-        floats = [float(t(self.model).detach()) for t in self.val_terms]
-        if not math.isfinite(sum(floats)):
-            i = _first_nonfinite(floats)
-            self._raise_nonfinite(floats, self.phases[self.phase_index], index=i, val=True)
-        return sum(floats)
-
-    def _observe_val(self, val: float) -> bool:
-        """Record a validation loss; return True when early stopping ends the fit."""
-        g = self.global_step
-        self.history.val_step.append(g)
-        self.history.val_loss.append(val)
-        if val < self.best_value:
-            self._snapshot(val, g)
-        early = self.early
-        if early is None:
-            return False
-        if val < self.early_ref - early.min_delta:
-            self.early_ref = val
-            self.early_bad = 0
-            return False
-        self.early_bad += 1
-        if self.early_bad < early.patience:
-            return False
-        self.stopped = True
-        self.history.events.append(
-            {
-                "event": "early_stopping",
-                "step": g,
-                "best_step": self.best_step,
-                "best_val": self.best_value,
-            }
-        )
-        return True
-
-    def _snapshot(self, value: float, step: int) -> None:
-        if self.best is None or len(self.best) != len(self._data):
-            self.best = [d.clone() for d in self._data]
-        else:
-            torch._foreach_copy_(self.best, self._data)  # one call for all tensors
-        self.best_value = value
-        self.best_step = step
-
-    def _restore_best(self) -> None:
-        if self.best is None:
-            return
-        with torch.no_grad():
-            for p, b in zip(self.params, self.best, strict=True):
-                p.copy_(b)
-
-    def _raise_nonfinite(
-        self, floats: list[float], phase: Phase, *, index: int | None = None, val: bool = False
-    ) -> None:
-        i = _first_nonfinite(floats) if index is None else index
-        name = (self.val_names if val else self.names)[i]
-        value = floats[i]
-        kind = "validation loss term" if val else "loss term"
-        g = self.global_step
-        if self.best is not None:
-            self._restore_best()
-            what = "validation" if self.val_terms else "unweighted training"
-            restored = (
-                f"The weights with the best {what} loss so far (step {self.best_step}, "
-                f"loss {self.best_value:.6g}) were restored."
-            )
-        else:
-            restored = "No finite loss was seen before, so the weights were left as they are."
-        self.history.events.append(
-            {"event": "non_finite_loss", "term": name, "value": value, "step": g}
-        )
-        hint = phase.advice()
-        raise NonFiniteLossError(
-            f"{kind} {name!r} is {value} at step {g} (phase {self.phase_index} "
-            f"{phase.name!r}, step {self.phase_step} of {phase.steps}). {restored} "
-            f"What to do: {hint}; check the inputs and targets for NaN/inf and badly scaled "
-            "values; check the loss term for operations that can overflow or are undefined "
-            "(exp, log or sqrt of non-positive values, division by values near zero).",
-            term=name,
-            value=value,
-            step=g,
-            phase=phase.name,
-        )
 
     # ------------------------------------------------------------------ dtype
 
