@@ -268,14 +268,40 @@ def test_lr_annealing_with_compiled_derivatives_is_refused_before_training() -> 
     assert LRAnnealing.backpropagates_terms and not ReLoBRaLo.backpropagates_terms
 
 
+class _FailingBackward(torch.autograd.Function):
+    """The identity whose backward raises the RuntimeError its context says (ctx.message)."""
+
+    @staticmethod
+    def forward(ctx, value: Tensor, message: str) -> Tensor:
+        ctx.message = message
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, None]:
+        raise RuntimeError(ctx.message)
+
+
+class FailingBackwardLoss(DataLoss):
+    """A data loss whose backward fails as a compiled backward run twice would."""
+
+    def __init__(self, x: Tensor, y: Tensor, message: str) -> None:
+        super().__init__(x, y)
+        self.message = message
+
+    def forward(self, model: nn.Module) -> Tensor:
+        return _FailingBackward.apply(super().forward(model), self.message)
+
+
 def test_torchs_donated_buffer_error_is_explained() -> None:
     from hybridml.exceptions import TrainingError
-    from hybridml.training._balancing import explain_single_backward
 
+    x = torch.linspace(0.0, 1.0, 8)[:, None]
+    donated = "This backward function was compiled with non-empty donated buffers"
+    terms = {"pde": FailingBackwardLoss(x, x, donated)}
     with pytest.raises(TrainingError, match="derivatives='taylor'"):
-        with explain_single_backward():
-            raise RuntimeError("This backward function was compiled with non-empty donated buffers")
+        Trainer((Adam(2),), progress=False).fit(nn.Linear(1, 1), terms)
+    # any other RuntimeError from a backward passes through unchanged
+    terms = {"pde": FailingBackwardLoss(x, x, "something else")}
     with pytest.raises(RuntimeError, match="something else") as info:
-        with explain_single_backward():
-            raise RuntimeError("something else")
+        Trainer((Adam(2),), progress=False).fit(nn.Linear(1, 1), terms)
     assert not isinstance(info.value, TrainingError)
