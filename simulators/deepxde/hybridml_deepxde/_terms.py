@@ -10,10 +10,8 @@ evaluation learns which derivatives the ``pde`` asks for.
 
 from __future__ import annotations
 
-import abc
 import contextlib
 import threading
-import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import ModuleType
 from typing import Any
@@ -22,7 +20,19 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from hybridml import MLP, Constrained, Jet, LossTerm, Precompilation
+from hybridml import (
+    MLP,
+    RAD,
+    RAR,
+    CausalWeighting,
+    CollocationTerm,
+    Constrained,
+    Jet,
+    LossTerm,
+    Precompilation,
+    Resampling,
+    UniformResampling,
+)
 from hybridml.exceptions import InvalidArgumentError, InvalidTypeError
 
 from ._taylor import Pair, taylor_supported
@@ -149,121 +159,7 @@ def as_columns(value: Any, n: int, fn: Any, what: str, x_shape: tuple[int, ...])
     return cols[0] if len(cols) == 1 else torch.cat(cols, dim=1)
 
 
-class Resampling(abc.ABC):
-    """How :meth:`PDEResidual.resample` chooses new collocation points.
-
-    Implementations return the new points, ``(m, d)``: a float64 tensor (on the term's
-    device, so that nothing goes back to the host inside the training loop) or a float64
-    NumPy array; from the term's sampler (``term.sample(n, generator)``: points
-    distributed as in the initial draw; DeepXDE's geometries draw them on the host), the
-    current points, and the term's residual (``term.residual_at(points)``, evaluated with
-    the model the term last saw, or ``None`` before the first evaluation). Random choices
-    draw from ``generator`` (on the device of the trainer: the term's, or the CPU).
-    """
-
-    @abc.abstractmethod
-    def __call__(self, term: PDEResidual, generator: torch.Generator) -> Tensor | np.ndarray:
-        """Return the new collocation points."""
-
-
-def _candidates(term: PDEResidual, n: int, generator: torch.Generator) -> Tensor:
-    """``n`` fresh points from the term's sampler, as float64 on the term's device (one
-    host-to-device copy: DeepXDE's geometries sample with NumPy)."""
-    pts = term.sample(n, generator)
-    return torch.as_tensor(np.asarray(pts, dtype=np.float64), device=term.points.device)
-
-
-class UniformResampling(Resampling):
-    """Fresh points drawn like the initial ones (uniform random in domain, boundary, start)."""
-
-    def __call__(self, term: PDEResidual, generator: torch.Generator) -> Tensor | np.ndarray:
-        return term.sample(term.n_points, generator)
-
-    def __repr__(self) -> str:
-        return "UniformResampling()"
-
-
-class RAD(Resampling):
-    """Residual-based adaptive distribution (Wu et al. 2023, CMAME 403, 115671).
-
-    Draws ``candidates * n`` uniform candidate points and keeps ``n`` of them, drawn without
-    replacement with probability proportional to ``|r|^k / mean(|r|^k) + c`` (``r`` the
-    residual). ``k = 1, c = 1`` is the paper's robust default; ``c -> inf`` is uniform.
-
-    Args:
-        k: exponent of the residual.
-        c: uniform share (>= 0).
-        candidates: number of candidates per kept point (>= 1).
-    """
-
-    def __init__(self, k: float = 1.0, c: float = 1.0, candidates: int = 10) -> None:
-        if not k >= 0 or not c >= 0:
-            raise InvalidArgumentError(f"RAD: k and c must be >= 0, got k={k!r}, c={c!r}.")
-        if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
-            raise InvalidArgumentError(
-                f"RAD: candidates must be an integer >= 1, got {candidates!r}."
-            )
-        self.k, self.c, self.candidates = float(k), float(c), candidates
-
-    def __call__(self, term: PDEResidual, generator: torch.Generator) -> Tensor:
-        n = term.n_points
-        cand = _candidates(term, n * self.candidates, generator)
-        r = term.residual_at(cand)
-        if r is None:
-            return cand[:n]
-        e = r.abs().pow(self.k).sum(dim=1).to(torch.float64)
-        p = e / e.mean().clamp_min(torch.finfo(torch.float64).tiny) + self.c
-        if not bool(torch.isfinite(p).all() & (p.sum() > 0)):  # one scalar to the host
-            return cand[:n]
-        # the draw happens where the generator is (the term's device when the trainer
-        # has one); the chosen points never leave the device
-        idx = torch.multinomial(p.to(generator.device), n, replacement=False, generator=generator)
-        return cand[idx.to(cand.device)]
-
-    def __repr__(self) -> str:
-        return f"RAD(k={self.k}, c={self.c}, candidates={self.candidates})"
-
-
-class RAR(Resampling):
-    """Residual-based adaptive refinement (Lu et al. 2021, SIAM Review 63, 208).
-
-    Each call adds the ``n_add`` points with the largest residual among ``candidates``
-    uniform candidates to the current points, up to ``max_points`` points in all.
-
-    Args:
-        n_add: points added per call.
-        candidates: number of uniform candidate points per call.
-        max_points: the set stops growing at this size (default: twice the initial size).
-    """
-
-    def __init__(self, n_add: int = 100, candidates: int = 10_000, max_points: int | None = None):
-        for what, v in (("n_add", n_add), ("candidates", candidates)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise InvalidArgumentError(f"RAR: {what} must be a positive integer, got {v!r}.")
-        if candidates < n_add:
-            raise InvalidArgumentError(
-                f"RAR: candidates ({candidates}) must be >= n_add ({n_add})."
-            )
-        self.n_add, self.candidates, self.max_points = n_add, candidates, max_points
-
-    def __call__(self, term: PDEResidual, generator: torch.Generator) -> Tensor:
-        current = term.points.detach().to(torch.float64)
-        limit = self.max_points if self.max_points is not None else 2 * term.n_initial
-        room = min(self.n_add, limit - current.shape[0])
-        if room <= 0:
-            return current
-        cand = _candidates(term, self.candidates, generator)
-        r = term.residual_at(cand)
-        if r is None:
-            return current
-        worst = torch.topk(r.abs().sum(dim=1), room).indices
-        return torch.cat([current, cand[worst]], 0)
-
-    def __repr__(self) -> str:
-        return f"RAR(n_add={self.n_add}, candidates={self.candidates}, max={self.max_points})"
-
-
-class PDEResidual(LossTerm):
+class PDEResidual(CollocationTerm):
     """Mean squared residual of a DeepXDE-style ``pde(x, y)`` at collocation points.
 
     Made by :meth:`~hybridml_deepxde.DeepXDEAdapter.loss_terms`; see there.
@@ -278,7 +174,17 @@ class PDEResidual(LossTerm):
             allows it), ``"compiled"`` (the same, compiled after 50 training evaluations,
             or at once for shapes given to :meth:`precompile`) or ``"autograd"``; see
             :class:`~hybridml_deepxde.DeepXDEAdapter`.
-        resampling: what :meth:`resample` does (``None``: keep the points).
+        resampling: what :meth:`resample` does (``None``: keep the points); a
+            :class:`hybridml.Resampling` such as :class:`hybridml.RAD`.
+        causal: a :class:`hybridml.CausalWeighting` for a time-dependent ``pde``: the loss
+            weights time chunks by how well the earlier ones are solved (for a
+            ``GeometryXTime`` the time is the last input column:
+            ``CausalWeighting(time_column=-1, ...)``). Also settable later as
+            ``term.causal``.
+
+    Attributes:
+        causal_weights: with ``causal``, the chunks' weights of the last evaluation
+            (``(n_chunks,)``, detached); otherwise ``None``.
     """
 
     points: Tensor
@@ -293,8 +199,11 @@ class PDEResidual(LossTerm):
         parameters: Mapping[str, nn.Module] | None = None,
         derivatives: str = "auto",
         resampling: Resampling | None = None,
+        causal: CausalWeighting | None = None,
     ) -> None:
         super().__init__()
+        if causal is not None and not isinstance(causal, CausalWeighting):
+            raise InvalidTypeError(f"causal must be a CausalWeighting or None, got {causal!r}.")
         if derivatives not in _DERIVATIVES:
             raise InvalidArgumentError(
                 f"derivatives must be one of {', '.join(map(repr, _DERIVATIVES))}, got "
@@ -302,17 +211,18 @@ class PDEResidual(LossTerm):
             )
         self._dde = dde
         self.pde = pde
-        self.sample = sample
+        self._sample = sample
         self.coefficients = nn.ModuleDict(dict(parameters or {}))
         self.derivatives = derivatives
         self.resampling = resampling
+        self.causal = causal
+        self.causal_weights: Tensor | None = None
         self.n_points = self.n_initial = int(points.shape[0])
         self.register_buffer("points", torch.as_tensor(points, dtype=torch.get_default_dtype()))
         self._wanted: set[Any] | None = None  # derivatives the pde asks for; None = unknown
         self._taylor_off = False  # set when the pde needs more than the jet can give
         self._jet_key: Any = None  # the points the cached boundary-function jets belong to
         self._jet_cache: dict[Any, Jet] = {}
-        self._model_ref: Callable[[], nn.Module | None] = lambda: None
         self._train_calls = 0  # training evaluations at the term's points (Taylor mode)
         # (point count, dtype) of the jets precompiled in the background: compiled at once
         self._precompiled: set[tuple[int, torch.dtype]] = set()
@@ -471,10 +381,19 @@ class PDEResidual(LossTerm):
             return as_columns(r, x.shape[0], self.pde, "pde function", tuple(x.shape))
 
     def forward(self, model: nn.Module) -> Tensor:
-        """Mean squared residual at the current collocation points."""
-        self._model_ref = weakref.ref(model)
+        """Mean squared residual at the current collocation points (with ``causal``: the
+        causally weighted mean over time chunks)."""
+        self.remember_model(model)
         x = self.points.detach().clone().requires_grad_(True)
-        return (self.residual(model, x, at_points=True) ** 2).mean()
+        r = self.residual(model, x, at_points=True)
+        if self.causal is None:
+            return (r**2).mean()
+        loss, self.causal_weights = self.causal.loss(x, r)
+        return loss
+
+    def sample(self, n: int, generator: torch.Generator) -> np.ndarray:
+        """``n`` fresh float64 points distributed as the initial draw (the adapter's)."""
+        return self._sample(n, generator)
 
     def residual_at(self, points: Tensor | np.ndarray) -> Tensor | None:
         """Residual (detached) of the model last evaluated, or None if there was none.
@@ -485,7 +404,7 @@ class PDEResidual(LossTerm):
         autograd graph, whose size for RAD's many candidates would otherwise set the
         process's peak memory.
         """
-        model = self._model_ref()
+        model = self.last_model()
         if model is None:
             return None
         x = torch.as_tensor(points, dtype=self.points.dtype, device=self.points.device)
@@ -495,18 +414,11 @@ class PDEResidual(LossTerm):
         ]
         return parts[0] if len(parts) == 1 else torch.cat(parts, 0)
 
-    def resample(self, generator: torch.Generator) -> None:
-        """New collocation points chosen by the term's :class:`Resampling` (if any)."""
-        if self.resampling is None:
-            return
-        pts = self.resampling(self, generator)
-        self.points = torch.as_tensor(pts, dtype=self.points.dtype, device=self.points.device)
-        self.n_points = self.points.shape[0] if isinstance(self.resampling, RAR) else self.n_points
+    def _points_changed(self) -> None:
         self._jet_cache.clear()
 
     def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_model_ref"] = None
+        state = super().__getstate__()
         state["_jet_cache"] = {}
         state["_shared"] = []
         return state
@@ -518,12 +430,17 @@ class PDEResidual(LossTerm):
         self.__dict__.setdefault("_train_calls", 0)
         self.__dict__.setdefault("_precompiled", set())
         self.__dict__.setdefault("_shared", [])
-        self._model_ref = lambda: None
+        self.__dict__.setdefault("causal", None)
+        self.__dict__.setdefault("causal_weights", None)
+        if "sample" in self.__dict__:  # pickled when the sampler was an attribute
+            self._sample = self.__dict__.pop("sample")
+        self._model_ref = None
 
     def extra_repr(self) -> str:
         return (
             f"pde={_name_of(self.pde)}, n_points={self.points.shape[0]}, "
             f"derivatives={self.derivatives!r}, resampling={self.resampling!r}"
+            + (f", causal={self.causal!r}" if self.causal is not None else "")
         )
 
 

@@ -31,11 +31,13 @@ from torch import Tensor, nn
 from hybridml import (
     Bounds,
     BoxSampler,
+    CausalWeighting,
     Check,
     DataLoss,
     Dataset,
     LossTerm,
     PhysicalParameter,
+    Resampling,
     ResidualBelow,
     ResidualLoss,
 )
@@ -199,21 +201,39 @@ class ODEAdapter(ProvidesData, ProvidesConstraints, ProvidesChecks, ProvidesForw
         return dydt - _stack(self.rhs(t[:, 0], y, self._torch_params()), y)
 
     def loss_terms(
-        self, points: Any = None, n_points: int = 256, **options: Any
+        self,
+        points: Any = None,
+        n_points: int = 256,
+        *,
+        resampling: Resampling | None = None,
+        causal: CausalWeighting | None = None,
+        **options: Any,
     ) -> dict[str, LossTerm]:
         """``"ode_residual"`` at ``points`` (or ``n_points`` drawn in ``t_span``, resampled
         by the trainer) and ``"initial_condition"``, for a model mapping t (n, 1) -> y (n, d).
+
+        ``resampling`` (e.g. :class:`hybridml.RAD`; only with drawn points) chooses the
+        points the trainer redraws, from the residual of the model being trained;
+        ``causal`` (a :class:`hybridml.CausalWeighting` on column 0, time) weights the
+        residual's time chunks causally, for long time spans. Both are options of
+        :class:`hybridml.ResidualLoss`.
         """
-        if options:  # the contract's ``**options``; only points and n_points are known
+        if options:  # the contract's ``**options``
             raise InvalidTypeError(
-                "ODEAdapter.loss_terms takes only the options points and n_points, "
-                f"got unknown {sorted(options)}."
+                "ODEAdapter.loss_terms takes only the options points, n_points, resampling "
+                f"and causal, got unknown {sorted(options)}."
             )
         if points is None:  # random points, redrawn when the trainer resamples
             sampler = BoxSampler(self.t_span[0], self.t_span[1], names=[self.time_name])
-            residual = ResidualLoss(self._residual, sampler=sampler, n_points=n_points)
+            residual = ResidualLoss(
+                self._residual,
+                sampler=sampler,
+                n_points=n_points,
+                resampling=resampling,
+                causal=causal,
+            )
         else:  # the caller's points, kept fixed
-            residual = ResidualLoss(self._residual, points)
+            residual = ResidualLoss(self._residual, points, resampling=resampling, causal=causal)
         return {
             "ode_residual": residual,
             "initial_condition": DataLoss([[self.t_span[0]]], [self.y0]),
