@@ -38,7 +38,9 @@ class CausalWeighting:
 
     After each evaluation the term keeps the weights as ``term.causal_weights``
     (``(n_chunks,)``, detached); the paper stops raising ``eps`` or training when the
-    smallest weight is above about 0.99.
+    smallest weight is above about 0.99. The weights are recomputed at every evaluation,
+    so the objective moves as chunks get solved: meant for first-order phases (Adam); a
+    quasi-Newton phase's line search sees a slightly different function at each trial.
 
     Args:
         time_column: the input column holding time.
