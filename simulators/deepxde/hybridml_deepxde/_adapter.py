@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from hybridml import (
     MLP,
+    CausalWeighting,
     Check,
     CheckResult,
     Constrained,
@@ -110,6 +111,9 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
             (:class:`~hybridml_deepxde.RAD`, :class:`~hybridml_deepxde.RAR`,
             :class:`~hybridml_deepxde.UniformResampling`); ``None`` keeps them. The trainer
             calls it every ``Adam(resample_every=...)`` steps.
+        causal: a :class:`hybridml.CausalWeighting` of the residual in time (time is the
+            last input column of a DeepXDE time-dependent problem: ``time_column=-1``);
+            ``None``: the plain mean.
         residual_threshold: root-mean-square residual the ``"pde residual"`` check allows.
         condition_threshold: largest condition violation the condition checks allow.
         num_check_points: fresh points used by the checks.
@@ -140,6 +144,7 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
         observed_components: Sequence[int] | None = None,
         derivatives: str = "autograd",
         resampling: Resampling | None = None,
+        causal: CausalWeighting | None = None,
         residual_threshold: float = 1e-2,
         condition_threshold: float = 1e-2,
         num_check_points: int = 2000,
@@ -202,6 +207,11 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
         self.train_distribution = train_distribution
         self.derivatives = derivatives
         self.resampling = resampling
+        if causal is not None and not isinstance(causal, CausalWeighting):
+            raise InvalidTypeError(
+                f"causal must be a hybridml.CausalWeighting or None, got {causal!r}."
+            )
+        self.causal = causal
         self.residual_threshold = float(residual_threshold)
         self.condition_threshold = float(condition_threshold)
         self.num_check_points = num_check_points
@@ -497,6 +507,7 @@ class DeepXDEAdapter(ProvidesConstraints, ProvidesChecks):
                 parameters=self.parameters,
                 derivatives=self.derivatives,
                 resampling=self.resampling,
+                causal=self.causal,
             )
         }
         conditions = []
