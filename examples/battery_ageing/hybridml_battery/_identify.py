@@ -201,6 +201,47 @@ def fleet_prior(
     return prior
 
 
+#: a fully measured cell is fitted on at most this many of its points (evenly spaced, first
+#: and last kept): the trajectories are smooth, and the grid of every (trajectory, time
+#: scale) at every point would otherwise take gigabytes for fleets of long-lived cells
+_MAX_FIT_POINTS = 200
+# best log time scale of each trajectory per (library, recovery time, cell): a cell's row
+# does not depend on the other cells, so folds and subsets of one fleet share it
+_ROW_MEMO: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
+_ROW_MEMO_SIZE = 4096
+#: the recovery time is chosen on at most this many of the fleet's cells (evenly spread)
+_MAX_TAU_CELLS = 20
+
+
+def _thinned(cycle: np.ndarray, cap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if cycle.size <= _MAX_FIT_POINTS:
+        return cycle, cap
+    rows = np.unique(np.linspace(0, cycle.size - 1, _MAX_FIT_POINTS).round().astype(int))
+    return cycle[rows], cap[rows]
+
+
+def _best_row(
+    library: FadeLibrary, cycle: np.ndarray, cap: np.ndarray, tau: float | None
+) -> np.ndarray:
+    """The best-fit log time scale of each trajectory on one fully measured cell."""
+    key = (
+        id(library),
+        tau,
+        hashlib.sha256(cycle.tobytes() + b"|" + cap.tobytes()).hexdigest(),
+    )
+    hit = _ROW_MEMO.get(key)
+    if hit is not None:
+        _ROW_MEMO.move_to_end(key)
+        return hit
+    basis = None if tau is None else regen_basis(cycle, regen_events(cycle, cap), tau)
+    _, sse = _fits(library, cycle, cap, basis)
+    row = np.asarray(_LOG_S[np.argmin(sse, axis=1)])
+    _ROW_MEMO[key] = row
+    while len(_ROW_MEMO) > _ROW_MEMO_SIZE:
+        _ROW_MEMO.popitem(last=False)
+    return row
+
+
 def _fleet_prior(
     library: FadeLibrary,
     cells: list[tuple[np.ndarray, np.ndarray]],
@@ -208,37 +249,32 @@ def _fleet_prior(
     known_cycles: float | None,
     regen_tau: float | None,
 ) -> FleetPrior:
-    grids = [_grid(library, c) for c, _ in cells]
+    cells = [_thinned(np.ascontiguousarray(c), np.ascontiguousarray(q)) for c, q in cells]
     taus: tuple[float | None, ...] = (None,)
     if regen:
         usable = known_cycles is not None and len(cells) > 1
         taus = REGEN_TAUS if usable else (REGEN_TAU_DEFAULT,)
         if regen_tau is not None:
             taus = (float(regen_tau),)
-    best: dict[float | None, np.ndarray] = {}
-    for tau in taus:
-        rows = []
-        for (cycle, cap), g in zip(cells, grids, strict=True):
-            basis = None if tau is None else regen_basis(cycle, regen_events(cycle, cap), tau)
-            _, sse = _fits(library, cycle, cap, basis, g)
-            rows.append(_LOG_S[np.argmin(sse, axis=1)])
-        best[tau] = np.asarray(rows)  # (n_cells, n_curves)
+    best = {tau: np.asarray([_best_row(library, c, q, tau) for c, q in cells]) for tau in taus}
     tau = taus[0]
     if len(taus) > 1:
         assert known_cycles is not None
-        scores = []
-        for t in taus:
-            err = []
-            for j, ((cycle, cap), g) in enumerate(zip(cells, grids, strict=True)):
-                unk = cycle > known_cycles
-                known = ~unk
-                if known.sum() < 3 or not unk.any():
-                    continue
+        err: dict[float | None, list[float]] = {t: [] for t in taus}
+        scored = np.unique(np.linspace(0, len(cells) - 1, _MAX_TAU_CELLS).round().astype(int))
+        for j in scored.tolist():
+            cycle, cap = cells[j]
+            unk = cycle > known_cycles
+            known = ~unk
+            if known.sum() < 3 or not unk.any():
+                continue
+            g = _grid(library, cycle)  # one cell's grid at a time: memory stays small
+            for t in taus:
                 fleet = _fleet(np.delete(best[t], j, axis=0), t)
                 prior = _identify(library, cycle[known], cap[known], fleet, g[..., known])
                 pred = prior.mean_from_grid(g[..., unk]) + prior.transient(cycle[unk])
-                err.append(float(np.mean((pred - cap[unk]) ** 2)))
-            scores.append(float(np.mean(err)) if err else math.inf)
+                err[t].append(float(np.mean((pred - cap[unk]) ** 2)))
+        scores = [float(np.mean(err[t])) if err[t] else math.inf for t in taus]
         if np.isfinite(scores).any():
             tau = taus[int(np.argmin(scores))]
         else:
