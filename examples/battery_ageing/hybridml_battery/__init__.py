@@ -41,6 +41,7 @@ _EXPORTS = {
     "dataset_path": "_datasets",
     # methods
     "ABLATIONS": "_methods",
+    "ABLATION_NOTES": "_methods",
     "METHODS": "_methods",
     "SHRINK_GRID": "_methods",
     "EMPIRICAL_LAWS": "_baselines",
@@ -49,6 +50,7 @@ _EXPORTS = {
     "FLEET_CONFIGS": "_fleet",
     "FleetConfig": "_fleet",
     "FleetMethod": "_fleet",
+    "FleetHybridMethod": "_hybrid",
     "HybridMethod": "_ensembles",
     "Method": "_methods",
     "NNMethod": "_ensembles",
@@ -105,8 +107,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._datasets import DATASETS, BundledDataset, bundled_dataset, dataset_path
     from ._ensembles import HybridMethod, NNMethod
     from ._fleet import FLEET_CONFIGS, FleetConfig, FleetMethod
+    from ._hybrid import FleetHybridMethod
     from ._identify import FleetPrior, PhysicsPrior, fleet_prior, identify
     from ._methods import (
+        ABLATION_NOTES,
         ABLATIONS,
         METHODS,
         SHRINK_GRID,

@@ -57,6 +57,8 @@ def _calibrate(
     (:meth:`Method.calibration_method`). The multiplier depends on the training cells and
     the window only (never on the test cell), so it is computed once per fold (``memo``).
     ``make(seed)`` builds a fresh method ``name`` with that seed."""
+    if fitted is not None and fitted.conformal_q() is not None:
+        return fitted.conformal_q()
     if isinstance(fitted, HybridMethod) and fitted.inner_ is not None:
         q_inner = _conformal_q(fitted.inner_scores(), COVERAGE)
         return q_inner if q_inner is not None else 1.645  # too few: a Gaussian 90 % one

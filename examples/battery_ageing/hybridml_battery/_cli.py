@@ -34,6 +34,7 @@ def _run(args: argparse.Namespace) -> int:
             workers=args.workers,
             folds=args.folds,
             jobs=args.jobs,
+            known_curve=_curve(args.curve),
         )
     finally:
         torch.set_num_threads(threads)
@@ -45,6 +46,25 @@ def _run(args: argparse.Namespace) -> int:
         " (details in consistency.json and report.md)"
     )
     return 0
+
+
+def _curve(values: list[str] | None) -> list[int] | None:
+    """``--curve``: None (the default grid), ``[]`` for ``none`` (N only), else the values."""
+    if values is None:
+        return None
+    if [v.lower() for v in values] == ["none"]:
+        return []
+    from hybridml.exceptions import InvalidArgumentError
+
+    try:
+        out = [int(v) for v in values]
+    except ValueError:
+        raise InvalidArgumentError(
+            f"--curve takes whole numbers of cycles or 'none', got {' '.join(values)!r}."
+        ) from None
+    if any(v < 1 for v in out):
+        raise InvalidArgumentError(f"--curve values must be >= 1 cycle, got {out}.")
+    return out
 
 
 def add_battery_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -128,6 +148,13 @@ def add_battery_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=1,
         metavar="J",
         help="run the folds on J processes (default 1; the results are the same)",
+    )
+    p.add_argument(
+        "--curve",
+        nargs="+",
+        metavar="N",
+        help="the values of N of the error-vs-N curve, or 'none' for N only (default: "
+        "20 40 60 80 for nasa, else 0.1-0.4 x the cells' median life)",
     )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed (default 0)")
     p.add_argument(

@@ -1,14 +1,11 @@
-"""The study's network ensembles: the ``hybrid`` (a PyBaMM prior plus an ensemble of network
-corrections) and ``nn`` (the same ensemble on the measurements alone); see
+"""Network ensembles trained for one test cell: the study's ``nn`` (networks on the
+measurements alone) and the per-cell hybrid of the active-learning demo; see
 :mod:`._methods` for the protocol they share with the other methods.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -37,11 +34,13 @@ def _subsets(n_train: int, n_members: int) -> list[list[int]]:
 
 
 class _Nets:
-    """An ensemble of small tanh MLPs trained together as one batched model.
+    """An ensemble of small tanh MLPs trained together: a :class:`hybridml.BatchedEnsemble`.
 
     Member ``m`` sees every row with its own weight ``w[m]`` (zero for rows it leaves
-    out), so members that train on different cell subsets share one batched forward pass:
-    ``n_members`` times fewer Python-level operations than training them one by one.
+    out), so members that train on different cell subsets share one batched pass. With a
+    multiplier the fitted quantity is ``mult * net(x)``: the ensemble fits ``y / mult``
+    with row weights ``w * mult**2`` (the same weighted least squares; rows where the
+    multiplier vanishes carry no information and weigh nothing).
     """
 
     def __init__(
@@ -52,62 +51,29 @@ class _Nets:
         seed: int,
         s: NetSettings,
         mult: np.ndarray | None = None,
-    ):
-        import torch
+    ) -> None:
+        from hybridml import Adam, BatchedEnsemble
 
-        gen = torch.Generator().manual_seed(int(seed))
-        n_members = w.shape[0]
-        lo, hi = x.min(axis=0), x.max(axis=0)
-        hi = np.where(hi - lo < 1e-9, lo + 1.0, hi)
-        self.lo, self.hi = lo, hi
-        widths = [x.shape[1], *s.hidden, 1]
-        self.params: list[torch.Tensor] = []
-        for a, b in itertools.pairwise(widths):
-            bound = math.sqrt(6.0 / (a + b))  # Xavier (Glorot) uniform
-            W = (torch.rand(n_members, a, b, generator=gen) * 2 - 1) * bound
-            self.params += [W.requires_grad_(), torch.zeros(n_members, 1, b, requires_grad=True)]
-        xt = self._scale(x)
-        yt = torch.as_tensor(y, dtype=torch.float32)[None, :, None]
-        mt = torch.as_tensor(np.ones_like(y) if mult is None else mult, dtype=torch.float32)
-        mt = mt[None, :, None]
-        wt = torch.as_tensor(w / w.sum(axis=1, keepdims=True), dtype=torch.float32)[..., None]
-        opt = torch.optim.Adam(self.params, lr=s.lr)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=s.steps, eta_min=0.05 * s.lr)
-        loss = torch.zeros(())
-        for _ in range(s.steps):
-            opt.zero_grad()
-            loss = (wt * (mt * self._forward(xt) - yt) ** 2).sum()
-            if s.weight_decay:
-                loss = loss + s.weight_decay * sum((p**2).sum() for p in self.params[::2])
-            loss.backward()
-            opt.step()
-            sched.step()
-        if not math.isfinite(float(loss.detach())):
-            raise FloatingPointError("the networks' training loss is not finite.")
-
-    def _scale(self, x: np.ndarray) -> Any:
-        import torch
-
-        z = 2.0 * (x - self.lo) / (self.hi - self.lo) - 1.0
-        return torch.as_tensor(z, dtype=torch.float32)[None].expand(self.params[0].shape[0], -1, -1)
-
-    def _forward(self, h: Any) -> Any:
-        import torch
-
-        n = len(self.params) // 2
-        for k in range(n):
-            h = torch.baddbmm(self.params[2 * k + 1], h, self.params[2 * k])
-            if k < n - 1:
-                h = torch.tanh(h)
-        return h
+        target, weights = y, w
+        if mult is not None:
+            ok = np.abs(mult) > 1e-9
+            target = np.where(ok, y / np.where(ok, mult, 1.0), 0.0)
+            weights = w * np.where(ok, mult, 0.0) ** 2
+        self.ensemble = BatchedEnsemble(
+            hidden=s.hidden,
+            n_members=w.shape[0],
+            bootstrap=False,
+            phases=(Adam(s.steps, lr=s.lr, lr_decay=0.05),),
+            weight_decay=s.weight_decay,
+            scale_targets=False,
+            calibration=None,
+            seed=int(seed),
+            progress=False,
+        ).fit(x, target[:, None], member_weights=weights)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Every member's output at ``x``: shape ``(n_members, n)``."""
-        import torch
-
-        with torch.no_grad():
-            out = self._forward(self._scale(x))
-        return np.asarray(out[..., 0], dtype=float)
+        return np.asarray(self.ensemble.member_predictions(x)[..., 0], dtype=float)
 
 
 def _thin(
@@ -162,7 +128,14 @@ class _Ensemble(Method):
 
 
 class HybridMethod(_Ensemble):
-    """PyBaMM prior identified from the early points + ensemble of network corrections.
+    """A per-cell hybrid: a PyBaMM prior identified from the cell's early points plus an
+    ensemble of network corrections trained for that cell (on the training cells and its
+    own known points, as a function of the prior's state of health).
+
+    The active-learning demo's model (``examples/battery_ageing/active_learning.py``): it
+    refits in one batched pass whenever a measurement is added. The study's ``hybrid`` is
+    :class:`~hybridml_battery.FleetHybridMethod`, which trains its network once per set of
+    training cells.
 
     Args:
         library: the PyBaMM fade library.

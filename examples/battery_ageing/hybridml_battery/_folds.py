@@ -16,8 +16,9 @@ from hybridml import DataError
 from ._baselines import EmpiricalMethod, LinearMethod
 from ._calibration import _calibrate
 from ._data import Cell, CellData
-from ._ensembles import HybridMethod, NNMethod
+from ._ensembles import NNMethod
 from ._fleet import FleetMethod
+from ._hybrid import FleetHybridMethod
 from ._methods import (
     ABLATIONS,
     METHODS,
@@ -59,8 +60,16 @@ def _make(
 ) -> Method:
     """The method ``name``; ``memo`` is shared by the test cells of one fold (the baselines'
     choices on the training cells are made once per fold)."""
-    if name == "hybrid":
-        return HybridMethod(library, nets, seed)
+    if name in ("hybrid", "hybrid-no-physics", "hybrid-no-fleet"):
+        return FleetHybridMethod(
+            library,
+            nets,
+            seed,
+            physics=name != "hybrid-no-physics",
+            fleet=name != "hybrid-no-fleet",
+            memo=memo,
+            name=name,
+        )
     if name == "nn":
         return NNMethod(nets, seed)
     if name == "physics":

@@ -3,22 +3,19 @@
 Each method is fitted on the *training cells* (measured in full) and the *known points* of
 the test cell (its early cycles), then predicts the test cell's capacity at any cycle:
 
-* ``hybrid``: a physics prior from PyBaMM (fade trajectories identified from the cell's
-  early points with its capacity-regeneration transients taken out, see :mod:`._physics`),
-  its fade rescaled by the cell's own rate relative to the prior over the second half of
-  its known cycles, plus a network correction learned from the irreversible fade of the
-  measurements as a function of the prior's normalised capacity (its state of health); an
-  ensemble of corrections (seeds and subsets of training cells) gives the spread. The
-  share of the correction used can be chosen by leave-one-cell-out over the training
-  cells (``shrink``); by default the full correction is used (see the docs' ablation).
-* ``nn``: the same ensemble of networks on the measurements alone (normalised capacity
-  against cycle).
+* ``hybrid``: a physics prior from PyBaMM (the fade library identified from the cell's
+  early points with the training cells' time-scale prior) and the fleet's forecast, corrected
+  by an ensemble of networks trained across the training cells on the errors the prior
+  makes on cells it has not seen; the share of the correction used is chosen by an inner
+  cross-validation over the training cells (:mod:`._hybrid`).
+* ``nn``: an ensemble of networks on the measurements alone (normalised capacity against
+  cycle), trained on the training cells and the test cell's known points.
 * ``physics``: the identified PyBaMM prior alone.
 * ``linear``, ``fleet`` and ``empirical``: the baselines of :mod:`._baselines` and
   :mod:`._fleet` (a robust straight line through the known points; a forecast from the
   training cells' measured trajectories, data only; a bounded fade law).
 
-The two ensembles (``hybrid`` and ``nn``) are in :mod:`._ensembles`.
+The ``nn`` ensemble is in :mod:`._ensembles`.
 """
 
 from __future__ import annotations
@@ -45,8 +42,20 @@ __all__ = [
 #: the methods the study compares, in the order of its tables
 METHODS = ("hybrid", "nn", "physics", "linear", "fleet", "empirical")
 # run beside the methods to show where the hybrid's accuracy comes from; not compared
-# in the methods table: "physics-fleet" is the hybrid without its network (and rate factor)
-ABLATIONS = ("physics-fleet",)
+# in the methods table: "physics-fleet" is the hybrid without its network,
+# "hybrid-no-physics" without its physics prior, "hybrid-no-fleet" without the fleet forecast
+ABLATIONS = ("physics-fleet", "hybrid-no-physics", "hybrid-no-fleet")
+#: what each ablation leaves out of the hybrid, in words (report and ``metrics.json``)
+ABLATION_NOTES = {
+    "physics-fleet": "the hybrid without its network: the PyBaMM library identified from "
+    "the test cell's known points with the training cells' prior on the time scale and "
+    "their regeneration recovery time (not a baseline: it uses the other cells' data)",
+    "hybrid-no-physics": "the hybrid without its physics prior: the network corrects the "
+    "fleet forecast, from the window and the fleet forecast only",
+    "hybrid-no-fleet": "the hybrid without the fleet forecast: the network corrects the "
+    "physics prior, from the window and the prior only (it still learns from the "
+    "training cells)",
+}
 # shares of the network correction the hybrid may use, chosen per test cell by
 # leave-one-cell-out over its training cells
 SHRINK_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -90,15 +99,16 @@ class NetSettings:
         n_members: ensemble size.
         steps: Adam steps per member (full batch).
         hidden: hidden layer widths.
-        lr: initial learning rate (cosine decay to 5 % of it).
+        lr: initial learning rate (exponential decay to 5 % of it).
         weight_decay: L2 penalty on the weights (keeps the correction small and smooth).
         max_train_rows: a budget of training-cell rows per ensemble: when the training
             cells hold more rows than this, each is thinned to ``max_train_rows //
             n_cells`` evenly spaced rows (each cell weighs the same in the loss whatever
             its number of rows, so thinning keeps the objective's shape; the test cell's
-            known points are all kept). None: no budget. The default, 4000, leaves the
+            known points are all kept). None: no budget. The default, 1500, leaves the
             NASA study (3 training cells of at most 197 rows) untouched; it cuts the rows
-            of an XJTU fold (44 cells, about 390 rows each) by 4x, and of TJU by about 9x.
+            of an XJTU fold (44 cells, about 390 rows each) by about 11x, and of TJU by
+            about 25x (34 and 15 rows a cell: the fade curves are smooth).
     """
 
     n_members: int = 8
@@ -106,7 +116,7 @@ class NetSettings:
     hidden: tuple[int, ...] = (32, 32)
     lr: float = 1e-2
     weight_decay: float = 1e-4
-    max_train_rows: int | None = 4000
+    max_train_rows: int | None = 1500
 
     @classmethod
     def default(cls, quick: bool = False) -> NetSettings:
@@ -131,6 +141,12 @@ class Method:
     def predict(self, cycles: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Mean capacity and predictive scale at ``cycles``."""
         raise NotImplementedError
+
+    def conformal_q(self) -> float | None:
+        """The 90 % interval multiplier the method calibrated itself on inner folds of its
+        training cells, or None (the default): the study calibrates it
+        (:mod:`._calibration`)."""
+        return None
 
     def calibration_method(self) -> Method | None:
         """The method the study's conformal calibration refits on each held-out training

@@ -19,7 +19,7 @@ from ._data import check_eol_thresholds, load_cells
 from ._datasets import DATASETS, bundled_dataset
 from ._folds import _check_window, _Fold, _run_fold_job
 from ._identify import REGEN_MIN_AH, REGEN_TAUS
-from ._methods import ABLATIONS, METHODS, NetSettings, Window, _window_problem
+from ._methods import ABLATION_NOTES, ABLATIONS, METHODS, NetSettings, Window, _window_problem
 from ._metrics import _consistency, _curve, _metrics
 from ._physics import REFERENCE_AH, SweepDesign, default_cache_dir, fade_library
 from ._protocol import cell_folds, error_curve_grid, fold_jobs, leave_out_short_cells, run_jobs
@@ -58,9 +58,16 @@ class BatteryResult:
         for name, m in (self.metrics.get("ablations") or {}).items():
             lines.append(
                 f"ablation {name}: rmse_ah {_f(m['rmse_ah'])}, "
-                f"eol_rel_error {_f(m['eol_rel_error'])} (the hybrid without its network)"
+                f"eol_rel_error {_f(m['eol_rel_error'])} ({_SHORT.get(name, name)})"
             )
         return "\n".join(lines)
+
+
+_SHORT = {
+    "physics-fleet": "the hybrid without its network",
+    "hybrid-no-physics": "without its physics prior",
+    "hybrid-no-fleet": "without the fleet forecast",
+}
 
 
 def _f(v: float | None, digits: int = 4) -> str:
@@ -330,12 +337,7 @@ def run_battery_ageing(
         "coverage": COVERAGE,
         "calibration": CALIBRATION,
         "methods": list(METHODS),
-        "ablations": {
-            "physics-fleet": "the hybrid without its network correction and rate factor: "
-            "the PyBaMM library identified from the test cell's known points with the "
-            "training cells' prior on the time scale and their regeneration recovery time "
-            "(not a baseline: it uses the other cells' measurements)"
-        },
+        "ablations": dict(ABLATION_NOTES),
         "networks": {"n_members": nets.n_members, "steps": nets.steps, "hidden": list(nets.hidden)},
         "pybamm_sweep": {
             "description": library.description,

@@ -347,7 +347,7 @@ def test_rate_feature_gives_the_network_the_cells_rate_factor() -> None:
     np.testing.assert_array_equal(x[:, 0], p)
     np.testing.assert_array_equal(x[:, 1], m.rate_factor_)
     # the networks were built for two inputs, and predict
-    assert m.nets_.params[0].shape[1] == 2
+    assert m.nets_.ensemble.model_.in_features == 2
     assert np.isfinite(m.predict(cycle)[0]).all()
 
 
@@ -490,6 +490,7 @@ _HAS_ADAPTER = importlib.util.find_spec("hybridml_pybamm") is not None
 @pytest.mark.slow  # runs the example end to end (--quick)
 @pytest.mark.skipif(not _HAS_ADAPTER, reason="the PyBaMM adapter (simulators/pybamm) is needed")
 def test_quick_run_on_bundled_cells(tmp_path: Path) -> None:
+    from hybridml_battery import ABLATIONS
     from hybridml_battery._cli import main
 
     out = tmp_path / "run"
@@ -543,14 +544,14 @@ def test_quick_run_on_bundled_cells(tmp_path: Path) -> None:
     assert all(r["capacity_ah_lower"] == "" for r in rows if r["method"] == "physics")
     for method in ("linear", "fleet", "empirical"):  # the baselines have intervals too
         assert 0.0 <= metrics["methods"][method]["coverage90"] <= 1.0
-    # every cell's unknown cycles are predicted by every method and by the ablation
-    # physics-fleet: 108+108+108+72 cycles each
-    assert {r["method"] for r in rows} == {*methods, "physics-fleet"}
-    assert len(rows) == 7 * (3 * 108 + 72)
+    # every cell's unknown cycles are predicted by every method and by the ablations:
+    # 108+108+108+72 cycles each
+    assert {r["method"] for r in rows} == {*methods, *ABLATIONS}
+    assert len(rows) == (len(methods) + len(ABLATIONS)) * (3 * 108 + 72)
     # the ablation is reported apart from the methods
     assert set(metrics["methods"]) == set(methods)
-    assert set(metrics["ablations"]) == {"physics-fleet"}
-    assert math.isfinite(metrics["ablations"]["physics-fleet"]["rmse_ah"])
+    assert set(metrics["ablations"]) == set(ABLATIONS)
+    assert all(math.isfinite(metrics["ablations"][a]["rmse_ah"]) for a in ABLATIONS)
 
     consistency = json.loads((out / "consistency.json").read_text())
     assert consistency["passed"]["hybrid"] is True

@@ -142,3 +142,11 @@ def test_quick_curve_writes_table_plot_and_json(
     for metric in fs.METRICS:
         assert set(r["goals"][metric]) == {"2", "4"}
         assert "at_most_half_nn" in r["goals"][metric]["2"]
+    # --replot: the fleets of several runs in one JSON and plot, nothing rerun
+    merged, png2 = tmp_path / "merged.json", tmp_path / "merged.png"
+    args = ["--replot", str(out), str(out), "--json", str(merged), "--plot", str(png2)]
+    assert fs.main(args) == 0
+    m = json.loads(merged.read_text())
+    assert m["settings"]["datasets"] == ["tju"] and m["tju"] == r
+    assert len(m["runs"]) == 2 and m["wall_seconds"] == pytest.approx(2 * res["wall_seconds"])
+    assert png2.stat().st_size > 0
