@@ -240,3 +240,21 @@ def test_monitor_command_prints_and_writes_a_report(
     bad = ["monitor", str(tmp_path / "train.csv"), str(tmp_path / "new.csv")]
     assert main([*bad, "--reference", str(tmp_path / "train.csv")]) == 2
     assert capsys.readouterr().err.startswith("hybridml monitor: error: ")
+
+
+def test_monitor_command_reads_a_batched_ensemble_model_file(
+    fitted, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hybridml.cli import main
+
+    _, x, y, _, _ = fitted
+    model = hm.BatchedEnsemble(
+        inputs=[X_NAME], outputs=[Y_NAME], n_members=3, phases=(hm.Adam(50),), progress=False
+    ).fit(frame(x, y))
+    model.save(tmp_path / "batched.pt")
+    ref = "\n".join(f"{a:.17g},{b:.17g}" for a, b in zip(x, y, strict=True))
+    (tmp_path / "train.csv").write_text(f"{X_NAME},{Y_NAME}\n{ref}\n", encoding="utf-8")
+    (tmp_path / "new.csv").write_text(f"{X_NAME}\n0.5\n1.8\n", encoding="utf-8")
+    args = ["monitor", str(tmp_path / "batched.pt"), str(tmp_path / "new.csv")]
+    assert main([*args, "--reference", str(tmp_path / "train.csv"), "--policy", "record"]) == 0
+    assert "2 row(s), 1 flagged" in capsys.readouterr().out

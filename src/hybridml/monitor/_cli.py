@@ -7,22 +7,16 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import HybridMLError
-
 __all__ = ["load_model", "run_monitor"]
 
 
 def load_model(path: str | Path) -> Any:
-    """A saved :class:`~hybridml.HybridRegressor` or :class:`~hybridml.DeepEnsemble`,
-    whichever the model file holds."""
-    from ..estimators import DeepEnsemble, HybridRegressor
+    """The model a model file holds (:func:`hybridml.load_model`: a
+    :class:`~hybridml.HybridRegressor`, :class:`~hybridml.DeepEnsemble` or
+    :class:`~hybridml.BatchedEnsemble`)."""
+    from ..estimators import load_model as _load
 
-    try:
-        return HybridRegressor.load(path)
-    except HybridMLError as exc:
-        if "holds a DeepEnsemble" not in str(exc):
-            raise
-    return DeepEnsemble.load(path)
+    return _load(path)
 
 
 def run_monitor(args: argparse.Namespace) -> int:

@@ -118,6 +118,8 @@ class Monitor:
         )
 
     def _predict(self, X: Any, extra: Mapping[str, Any] | None = None) -> Any:
+        if extra is None:  # a BatchedEnsemble's checks need no extra columns
+            return self.model.predict(X, policy=Policy.RECORD)
         return self.model.predict(X, policy=Policy.RECORD, extra=extra)
 
     # ------------------------------------------------------------------ fit
