@@ -16,10 +16,11 @@ Allen-Cahn) is trained in one run
 Reported per case and method: the relative L2 error against the reference (all output
 components together; the largest relative coefficient error for the inverse problem, with
 the field's error beside it), the training wall time (problem set-up and error evaluations
-excluded), and the peak resident memory of the process during that training (the JSON
-adds, for the recipe, the largest child process so far: its background compilation). A
-table is printed; ``--json PATH`` writes everything, ``--plot PATH`` the error against wall
-time.
+excluded), the CPU time the process got in it (on a shared machine far less than the wall
+time: it shows how loaded the machine was), and the peak resident memory of the process
+during that training (the JSON adds, for the recipe, the largest child process so far: its
+background compilation). A table is printed; ``--json PATH`` writes everything, ``--plot
+PATH`` the error against wall time.
 
 ``--quick`` runs every case with a tiny budget (CI: the whole suite in about a minute; the
 DeepXDE side with 1/8 of its points) and checks only that everything runs.
@@ -142,9 +143,9 @@ def run_recipe(case: Case, budget_s: float, seed: int) -> dict[str, Any]:
         kwargs["transform"] = transform
     x_ref, y_ref = case.reference()
     reset = _reset_peak()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = train(adapter, **kwargs)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = _peak_rss_mb()
     l2 = relative_l2(result.predict(x_ref), y_ref)
     learned = {k: float(v) for k, v in dict(getattr(result, "parameters", {}) or {}).items()}
@@ -155,6 +156,7 @@ def run_recipe(case: Case, budget_s: float, seed: int) -> dict[str, Any]:
         "coefficients": learned or None,
         "coefficient_error": _coefficient_error(case, learned),
         "wall_s": wall,
+        "cpu_s": cpu,
         "recipe_wall_s": float(getattr(result, "wall_s", wall)),
         "peak_memory_mb": peak,
         "peak_memory_scope": "training" if reset else "process",
@@ -219,7 +221,7 @@ def run_deepxde(case: Case, budget_s: float, seed: int, quick: bool) -> dict[str
         model = dde.Model(data, net)
         external = list(variables.values()) or None
         reset = _reset_peak()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         budget = Budget(t0, budget_s / 20)
         budget.deadline = budget_s * (2 / 3 if b.lbfgs else 1.0)
         model.compile("adam", lr=b.lr, external_trainable_variables=external)
@@ -239,6 +241,8 @@ def run_deepxde(case: Case, budget_s: float, seed: int, quick: bool) -> dict[str
                 opts.update(saved_opts)
             lbfgs_its = int(model.train_state.step) - adam_its
         wall = budget.elapsed()
+        # (the error traces' CPU time is included here: a few per cent)
+        cpu = time.process_time() - c0
         peak = _peak_rss_mb()
     l2 = relative_l2(model.predict(x32), y_ref)
     trace.append((wall, l2))
@@ -248,6 +252,7 @@ def run_deepxde(case: Case, budget_s: float, seed: int, quick: bool) -> dict[str
         "coefficients": learned or None,
         "coefficient_error": _coefficient_error(case, learned),
         "wall_s": wall,
+        "cpu_s": cpu,
         "peak_memory_mb": peak,
         "peak_memory_scope": "training" if reset else "process",
         "adam_iterations": adam_its,
@@ -278,8 +283,8 @@ def _score(r: dict[str, Any]) -> float:
 def table(results: dict[str, dict[str, Any]]) -> str:
     """The results as a Markdown table (one row per case and method)."""
     rows = [
-        "| case | method | rel. L2 | coef. error | wall s | peak MB | DeepXDE / recipe |",
-        "|---|---|---|---|---|---|---|",
+        "| case | method | rel. L2 | coef. error | wall s | CPU s | peak MB | DeepXDE / recipe |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, runs in results.items():
         ratio = None
@@ -287,9 +292,11 @@ def table(results: dict[str, dict[str, Any]]) -> str:
             ratio = _score(runs["deepxde"]) / max(_score(runs["recipe"]), 1e-300)
         for method, r in runs.items():
             ce = r.get("coefficient_error")
+            cpu = f"{r['cpu_s']:.0f}" if "cpu_s" in r else "—"
             rows.append(
                 f"| {name} | {method} | {r['l2']:.2e} | {'' if ce is None else f'{ce:.2e}'} | "
-                f"{r['wall_s']:.0f} | {r['peak_memory_mb']:.0f} | "
+                f"{r['wall_s']:.0f} | {cpu} | "
+                f"{r['peak_memory_mb']:.0f} | "
                 f"{'' if ratio is None or method != 'recipe' else f'{ratio:.1f}x'} |"
             )
     return "\n".join(rows)
