@@ -181,6 +181,18 @@ def _run_job(job: _Job) -> _Scores:
     return out
 
 
+def _plugin_digest() -> str:
+    """SHA-256 of the plug-in's modules as imported (the methods' code the run used)."""
+    import hashlib
+
+    import hybridml_battery
+
+    h = hashlib.sha256()
+    for f in sorted(Path(hybridml_battery.__file__).parent.glob("*.py")):
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
 def _run_all(jobs: list[_Job], processes: int) -> list[_Scores]:
     """``[_run_job(j) for j in jobs]``, on ``processes`` forked workers (longest first)."""
     results: dict[int, _Scores] = {}
@@ -345,7 +357,9 @@ def summarise(info: dict[str, Any], jobs: list[_Job], scores: list[_Scores]) -> 
 def goals(res: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
     """Issue 20's goals on one fleet: the hybrid's median best or within 5 % of the best
     median at every size, and at most half the ``nn`` median at 2 and 4 cells (``nn``
-    against the hybrid on the same test cells)."""
+    against the hybrid on the same test cells). A size where the hybrid has no value (its
+    fits failed) while a rival has one counts as missed (``hybrid_failed``); None: no
+    rival has a value."""
     out: dict[str, Any] = {}
     for metric in METRICS:
         rows = {}
@@ -361,13 +375,19 @@ def goals(res: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
                 for name, (h, r) in rivals.items()
             }
             known = [v for v in ratios.values() if v is not None]
+            failed = hyb is None and any(r is not None for _, r in rivals.values())
+            best = bool(max(known) <= 1.05) if known else (False if failed else None)
             row: dict[str, Any] = {
                 "hybrid_over_rival": ratios,
-                "best_or_within_5pct": bool(max(known) <= 1.05) if known else None,
+                "best_or_within_5pct": best,
+                "hybrid_failed": failed,
             }
             if n in (2, 4):
                 r = ratios["nn"]
-                row["at_most_half_nn"] = None if r is None else bool(r <= 0.5)
+                nn_failed = med["hybrid_on_nn_cells"] is None and med["nn"] is not None
+                row["at_most_half_nn"] = (
+                    bool(r <= 0.5) if r is not None else (False if nn_failed else None)
+                )
             rows[key] = row
         out[metric] = rows
     return out
@@ -399,6 +419,8 @@ def table(results: dict[str, Any]) -> str:
                 label = info["size_labels"][key]
                 g = r["goals"][metric][key]
                 mark = {True: "best/5%", False: "MISSED", None: "n/a"}[g["best_or_within_5pct"]]
+                if g.get("hybrid_failed"):
+                    mark += " (hybrid failed)"
                 if "at_most_half_nn" in g:
                     half = {True: "<=nn/2", False: ">nn/2", None: "nn n/a"}[g["at_most_half_nn"]]
                     mark += f", {half}"
@@ -432,7 +454,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
                 med = [per[i]["median"] for i in ok]
                 label = m
                 if m == "nn":
-                    label += f" ({len(info['nn_test_cells'])} test cells)"
+                    label += f" ({len(info['nn_test_cells'])} test cell(s))"
                 if m == "physics":
                     label += " (test cell alone)"
                 ax.plot(x, med, "o-" if m != "physics" else "--", color=colours[m], label=label)
@@ -441,6 +463,12 @@ def plot(results: dict[str, Any], path: Path) -> None:
                         x, [per[i]["min"] for i in ok], [per[i]["max"] for i in ok],
                         color=colours[m], alpha=0.18, linewidth=0,
                     )  # fmt: skip
+            # the hybrid on nn's test cells: the fair comparison with nn
+            per = [r["methods"]["hybrid_on_nn_cells"][str(n)][metric] for n in sizes]
+            ok = [i for i, s in enumerate(per) if s["median"] is not None]
+            if ok and len(info["nn_test_cells"]) < len(info["test_cells"]):
+                ax.plot([sizes[i] for i in ok], [per[i]["median"] for i in ok], ":",
+                        color=colours["hybrid"], label="hybrid on nn's test cell(s)")  # fmt: skip
             ax.set_xscale("log")
             ax.set_xticks(sizes)
             ax.set_xticklabels(
@@ -461,6 +489,64 @@ def plot(results: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _merge_fleet(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``old`` with the sizes of ``new`` replaced (the same test cells and pool); the whole
+    of ``new`` if they differ."""
+    o, n = old["settings"], new["settings"]
+    if (o["test_cells"], o["nn_test_cells"], o["pool_size"]) != (
+        n["test_cells"],
+        n["nn_test_cells"],
+        n["pool_size"],
+    ):
+        return new
+    sizes = sorted(set(o["sizes"]) | set(n["sizes"]))
+    settings = {**o, "sizes": sizes}
+    for key in ("size_labels", "training_sets"):
+        settings[key] = {str(k): {**o[key], **n[key]}[str(k)] for k in sizes}
+    methods = {m: {**old["methods"][m], **new["methods"][m]} for m in old["methods"]}
+    methods = {m: {str(k): v[str(k)] for k in sizes} for m, v in methods.items()}
+    failures = [f for f in old["failures"] if f["size"] not in n["sizes"]] + new["failures"]
+    return {
+        **old,
+        "settings": settings,
+        "methods": methods,
+        "failures": failures,
+        "job_seconds": old.get("job_seconds", 0.0) + new.get("job_seconds", 0.0),
+        "job_cpu_seconds": old.get("job_cpu_seconds", 0.0) + new.get("job_cpu_seconds", 0.0),
+    }
+
+
+def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One JSON of the fleets of several runs' JSONs (e.g. one run per fleet, run side by
+    side, or a rerun of some sizes): later runs win, size by size where the test cells and
+    the pool are the same; ``runs`` lists each run's fleets, sizes and times."""
+    if not runs:
+        raise ValueError("merge needs at least one run")
+    out: dict[str, Any] = {"settings": dict(runs[0]["settings"]), "runs": []}
+    datasets: list[str] = []
+    for run in runs:
+        for ds in run["settings"]["datasets"]:
+            out[ds] = _merge_fleet(out[ds], run[ds]) if ds in out else run[ds]
+            # the goal checks are recomputed (from the medians and the settings)
+            out[ds]["goals"] = goals(out[ds]["methods"], out[ds]["settings"])
+            if ds not in datasets:
+                datasets.append(ds)
+        entry: dict[str, Any] = {
+            "datasets": run["settings"]["datasets"],
+            "sizes": {ds: run[ds]["settings"]["sizes"] for ds in run["settings"]["datasets"]},
+        }
+        entry.update({k: run[k] for k in ("wall_seconds", "job_cpu_seconds") if k in run})
+        entry["jobs"] = run["settings"].get("jobs")
+        entry["hybridml_battery_sha256"] = run["settings"].get("hybridml_battery_sha256")
+        out["runs"].append(entry)
+    out["settings"]["datasets"] = datasets
+    # the sum of the runs' wall times (runs side by side took less: see "runs")
+    out["wall_seconds"] = round(sum(r.get("wall_seconds", 0.0) for r in runs), 1)
+    out["job_cpu_seconds"] = round(sum(r.get("job_cpu_seconds", 0.0) for r in runs), 1)
+    out["machine"] = runs[-1].get("machine")
+    return out
 
 
 # ------------------------------------------------------------------ command line
@@ -501,7 +587,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache-dir", type=Path, default=None, help="the PyBaMM sweep's cache")
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     p.add_argument("--plot", type=Path, default=Path("docs/img/battery_fleet_size.png"))
+    p.add_argument("--replot", type=Path, nargs="+", default=None, metavar="JSON",
+                   help="run nothing: merge the fleets of these --json files (later files "
+                   "win), print the table and write --plot (and --json)")  # fmt: skip
     args = p.parse_args(argv)
+    if args.replot:
+        merged = merge([json.loads(f.read_text(encoding="utf-8")) for f in args.replot])
+        fleets = {ds: merged[ds] for ds in merged["settings"]["datasets"]}
+        print(table(fleets))
+        plot(fleets, args.plot)
+        print(f"plot: {args.plot}")
+        if args.json is not None:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(merged, indent=1), encoding="utf-8")
+            print(f"json: {args.json}")
+        return 0
     if args.quick and args.sizes == list(SIZES):
         args.sizes = [2, 4]
     draws = args.draws if args.draws is not None else (1 if args.quick else DEFAULT_DRAWS)
@@ -518,6 +618,7 @@ def main(argv: list[str] | None = None) -> int:
     from hybridml_battery import NetSettings, SweepDesign, default_cache_dir, fade_library
 
     t0 = time.perf_counter()
+    digest = _plugin_digest()
     design = SweepDesign.default(args.quick)
     cache = args.cache_dir if args.cache_dir is not None else default_cache_dir()
     library = fade_library(design, cache_dir=cache)
@@ -550,10 +651,14 @@ def main(argv: list[str] | None = None) -> int:
         results[ds]["job_seconds"] = round(sum(s.seconds for _, s in pairs), 1)
         results[ds]["job_cpu_seconds"] = round(sum(s.cpu_seconds for _, s in pairs), 1)
     print(table(results))
+    grouped: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for f in failures:
+        grouped.setdefault((f["dataset"], f["size"], f["method"], f["error"]), []).append(f)
+    for (ds, n, name, error), fs in grouped.items():
+        sets = len({f["draw"] for f in fs})
         print(
-            f"FAILED {f['dataset']} n={f['size']} draw {f['draw']} {f['method']} "
-            f"{f['cell']}: {f['error']}",
+            f"FAILED {ds} n={n} {name}: {error} ({len(fs)} fits: {sets} training set(s), "
+            f"{len({f['cell'] for f in fs})} test cell(s); the JSON's failures)",
             flush=True,
         )
     cpu = sum(s.cpu_seconds for s in scores)
@@ -577,6 +682,7 @@ def main(argv: list[str] | None = None) -> int:
                     "hidden": list(nets.hidden),
                 },
                 "pybamm_sweep": library.description,
+                "hybridml_battery_sha256": digest,
                 "methods": list(METHODS),
                 "metrics": list(METRICS),
                 "spread": "min and max over the draws (training sets) of the mean over test "

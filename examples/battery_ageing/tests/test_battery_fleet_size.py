@@ -147,6 +147,9 @@ def test_quick_curve_writes_table_plot_and_json(
     args = ["--replot", str(out), str(out), "--json", str(merged), "--plot", str(png2)]
     assert fs.main(args) == 0
     m = json.loads(merged.read_text())
-    assert m["settings"]["datasets"] == ["tju"] and m["tju"] == r
+    assert m["settings"]["datasets"] == ["tju"]
+    # a run merged with itself: the same curve, its goal checks recomputed the same
+    for key in ("settings", "methods", "goals", "failures"):
+        assert m["tju"][key] == r[key]
     assert len(m["runs"]) == 2 and m["wall_seconds"] == pytest.approx(2 * res["wall_seconds"])
     assert png2.stat().st_size > 0
