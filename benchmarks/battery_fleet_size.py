@@ -4,9 +4,8 @@ Error of the capacity forecast against the number of fully cycled *training* cel
 bundled XJTU and TJU fleets (``hybridml_battery``), for the methods ``hybrid``, ``nn``,
 ``fleet`` and ``physics``:
 
-    python benchmarks/battery_fleet_size.py                  # both fleets (~25 min, 2 cores)
     python benchmarks/battery_fleet_size.py --jobs 2 \
-        --json benchmarks/results/battery_fleet_size.json
+        --json benchmarks/results/battery_fleet_size.json   # both fleets, 5 draws
     python benchmarks/battery_fleet_size.py --quick          # sizes 2 and 4, one draw (CI)
     python benchmarks/battery_fleet_size.py --datasets xjtu --sizes 4 16 all --draws 3
 
@@ -39,6 +38,14 @@ below it, else 3 x last cycle). Each set gives one value per metric (the mean ov
 cells); the table and the plot show the median over the sets and their range (min-max).
 ``nn`` is compared with the hybrid on the test cells both were run on
 (``hybrid_on_nn_cells`` in the JSON).
+
+Cost: a 3-draw run with ``nn`` on 1 test cell took about 1000 s of CPU (both fleets);
+the defaults (5 draws, ``nn`` on 2 test cells) need about twice that, estimated 15-20 min
+with ``--jobs 2`` on two free cores. The hybrid's cost grows with the size of the set (its
+inner folds); ``nn``'s with the number of sets times its test cells. ``--replot`` merges
+the JSONs of several runs (e.g. one per fleet, run side by side, or a rerun of some
+sizes with the same draws: the draws depend only on ``--seed``, ``--draws`` and the sizes
+before them).
 
 Prints a table and the goal checks of issue 20 (the hybrid best or within 5 % of the best
 at every size; at 2 and 4 cells at most half the ``nn`` error), writes the plot
