@@ -65,7 +65,7 @@ import sys
 import time
 import traceback
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,7 +144,14 @@ _STATE: dict[str, Any] = {}  # cells, library, settings: set before the workers 
 def _run_job(job: _Job) -> _Scores:
     """Fit every method of ``job`` on its training set and score it on its test cells."""
     import torch
-    from hybridml_battery import FleetHybridMethod, FleetMethod, NNMethod, PhysicsMethod, Window
+    from hybridml_battery import (
+        FleetHybridMethod,
+        FleetMethod,
+        Method,
+        NNMethod,
+        PhysicsMethod,
+        Window,
+    )
 
     torch.set_num_threads(1)  # many tiny networks: one thread is fastest (as the study)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -154,6 +161,7 @@ def _run_job(job: _Job) -> _Scores:
     train = [cells[c] for c in job.train_ids]
     out = _Scores()
     memo: dict[Any, Any] = {}  # the set's choices and network, shared by its test cells
+    plan: list[tuple[str, str, Callable[[], Method]]]
     if job.size is None:
         plan = [("physics", cid, lambda: PhysicsMethod(library)) for cid in job.test_ids]
     else:

@@ -505,8 +505,9 @@ def test_periodic_condition_is_the_mean_square_over_its_pairs() -> None:
 
 
 def test_causal_weighting_is_passed_to_the_residual_term() -> None:
-    import hybridml as hm
     from hybridml_deepxde import examples
+
+    import hybridml as hm
 
     causal = hm.CausalWeighting(time_column=-1, n_chunks=4, eps=1.0)
     adapter = examples.burgers(num_domain=64, num_boundary=8, num_initial=8, causal=causal)
