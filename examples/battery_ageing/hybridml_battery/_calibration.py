@@ -3,7 +3,6 @@ calibrated on the training cells of a fold (never on its test cells)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -31,13 +30,17 @@ CALIBRATION = (
 
 
 def _conformal_q(scores: list[float], coverage: float) -> float | None:
-    """Split-conformal multiplier: the ceil((n+1)·coverage)-th smallest score."""
-    s = np.sort(np.asarray(scores))
-    n = s.size
-    k = math.ceil((n + 1) * coverage)
-    if n == 0 or k > n:
+    """Split-conformal multiplier over pooled points (:func:`hybridml.conformal_calibration`
+    with ``unit="rows"``: the ceil((n+1)·coverage)-th smallest score); None when the
+    scores are too few to certify ``coverage``."""
+    from hybridml import TooFewScoresError, conformal_calibration
+
+    if not scores:
         return None
-    return float(s[k - 1])
+    try:
+        return float(conformal_calibration(scores, coverage=coverage, unit="rows").quantile)
+    except TooFewScoresError:
+        return None
 
 
 def _calibrate(
