@@ -29,15 +29,20 @@ CALIBRATION = (
 )
 
 
-def _conformal_q(scores: list[float], coverage: float) -> float | None:
-    """Split-conformal multiplier over pooled points (:func:`hybridml.conformal_calibration`
-    with ``unit="rows"``: the ceil((n+1)·coverage)-th smallest score); None when the
-    scores are too few to certify ``coverage``."""
+def _conformal_q(
+    scores: Any, coverage: float, groups: Any = None, grouped: bool = False
+) -> float | None:
+    """The conformal multiplier (:func:`hybridml.conformal_calibration`): over pooled
+    points (``unit="rows"``: the ceil((n+1)·coverage)-th smallest score), or with
+    ``grouped`` over the ``groups`` (each cell weighing the same); None when the scores
+    are too few to certify ``coverage``."""
     from hybridml import TooFewScoresError, conformal_calibration
 
-    if not scores:
+    if len(scores) == 0:
         return None
     try:
+        if grouped:
+            return float(conformal_calibration(scores, groups, coverage=coverage).quantile)
         return float(conformal_calibration(scores, coverage=coverage, unit="rows").quantile)
     except TooFewScoresError:
         return None
@@ -80,16 +85,7 @@ def _calibrate(
         assert sd is not None
         scores += list(np.abs(held.capacity[unk] - mu) / sd)
         groups += [held.cell_id] * int(unk.sum())
-    q: float | None
-    if len(train) <= INNER_LOO_MAX:
-        q = _conformal_q(scores, COVERAGE)
-    else:
-        from hybridml import TooFewScoresError, conformal_calibration
-
-        try:
-            q = conformal_calibration(scores, groups, coverage=COVERAGE).quantile
-        except TooFewScoresError:
-            q = None
+    q = _conformal_q(scores, COVERAGE, groups, grouped=len(train) > INNER_LOO_MAX)
     q = q if q is not None else 1.645  # too few scores: a Gaussian 90 % multiplier
     if memo is not None:
         memo[key] = q

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ._baselines import _SIGMA0
 from ._data import Cell
 from ._identify import PhysicsPrior, fleet_prior, identify, regen_transient
 from ._methods import Method, NetSettings, Window
@@ -16,7 +17,6 @@ from ._physics import FadeLibrary
 
 __all__ = ["HybridMethod", "NNMethod"]
 
-_SIGMA0 = 0.01  # A.h: floor of the predictive scale (measurement repeatability)
 _K_RANGE = (0.5, 2.0)  # a cell fading more than twice as fast/slow as its prior: clipped
 _K_TAU = 0.2  # prior spread of a cell's fade rate around its prior's (cell to cell, ~20 %)
 

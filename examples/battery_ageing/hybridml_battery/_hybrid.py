@@ -42,14 +42,14 @@ without the fleet forecast; ``physics-fleet`` is the prior alone (no network).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ._baselines import _eligible, _memo_key, _memoised
+from ._baselines import _SIGMA0, _eligible, _memo_key, _memoised
+from ._calibration import _conformal_q
 from ._data import Cell
 from ._fleet import FleetConfig, FleetMethod
 from ._identify import FleetPrior, PhysicsPrior, fleet_prior, identify
@@ -58,7 +58,6 @@ from ._physics import FadeLibrary
 
 __all__ = ["FleetHybridMethod"]
 
-_SIGMA0 = 0.01  # A.h: floor of the predictive scale (measurement repeatability)
 _ROWS_PER_CELL = 30  # future points of a training cell the network trains on (evenly spaced)
 _INNER_LOO_MAX = 10  # inner folds: leave one training cell out up to this many cells ...
 _INNER_FOLDS = 5  # ... else this many folds by cell
@@ -350,7 +349,10 @@ class FleetHybridMethod(Method):
             sd = np.sqrt(lam**2 * c.var(axis=0) + sp**2 + (_SIGMA0 / q0) ** 2)
             scores.append(np.abs(y - mu) / sd)
             groups += [cid] * y.size
-        q = _conformal_q(np.concatenate(scores), np.asarray(groups))
+        # grouped by cell from _MIN_GROUPS cells; pooled points below (too few cells to
+        # certify 90 % by cell)
+        g = np.asarray(groups)
+        q = _conformal_q(np.concatenate(scores), 0.9, g, grouped=np.unique(g).size >= _MIN_GROUPS)
         return model, lam, q, err
 
     def conformal_q(self) -> float | None:
@@ -398,19 +400,3 @@ def _one_se_choice(per_cell: dict[float, np.ndarray], confidence: float = 0.9) -
         if float(diff.mean()) <= se(diff):
             return s
     return best
-
-
-def _conformal_q(scores: np.ndarray, groups: np.ndarray) -> float | None:
-    """The 90 % multiplier: grouped by cell from :data:`_MIN_GROUPS` cells, pooled points
-    below (too few cells to certify 90 % by cell)."""
-    from hybridml import TooFewScoresError, conformal_calibration
-
-    unit = "groups" if np.unique(groups).size >= _MIN_GROUPS else "rows"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return float(
-                conformal_calibration(scores, groups, coverage=0.9, unit=unit).quantile  # type: ignore[arg-type]
-            )
-    except TooFewScoresError:
-        return None
