@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from ._hybrid import FleetHybridMethod
 from ._methods import (
     ABLATIONS,
     METHODS,
+    SHRINK_GRID,
     Method,
     NetSettings,
     PhysicsMethod,
@@ -57,16 +59,20 @@ def _make(
     nets: NetSettings,
     seed: int,
     memo: dict[Any, Any] | None = None,
+    eol: Mapping[str, float] | None = None,
 ) -> Method:
     """The method ``name``; ``memo`` is shared by the test cells of one fold (the baselines'
-    choices on the training cells are made once per fold)."""
-    if name in ("hybrid", "hybrid-no-physics", "hybrid-no-fleet"):
+    choices on the training cells are made once per fold); ``eol``: the EOL capacity of
+    the training cells (the hybrid scores its inner folds on the EOL error too)."""
+    if name in ("hybrid", "hybrid-no-physics", "hybrid-no-fleet", "hybrid-no-network"):
         return FleetHybridMethod(
             library,
             nets,
             seed,
             physics=name != "hybrid-no-physics",
             fleet=name != "hybrid-no-fleet",
+            shrink=(0.0,) if name == "hybrid-no-network" else SHRINK_GRID,
+            eol_thresholds=eol,
             memo=memo,
             name=name,
         )
@@ -110,7 +116,9 @@ def _run_fold_job(
         out: list[_Fold] = []
         for cid in job.test_ids:
             test, thr = job.cells[cid], job.thresholds[cid]
-            out += _run_fold(test, train, window, thr, library, nets, seed, job.main, memo)
+            out += _run_fold(
+                test, train, window, thr, library, nets, seed, job.main, memo, job.thresholds
+            )
         return out
     finally:
         torch.set_num_threads(threads)
@@ -126,6 +134,7 @@ def _run_fold(
     seed: int,
     main: bool,
     memo: dict[Any, Any] | None = None,
+    eol: Mapping[str, float] | None = None,
 ) -> list[_Fold]:
     unknown = test.cycle > window.known_cycles
     cycles = test.cycle[unknown]
@@ -133,7 +142,7 @@ def _run_fold(
     grid = np.arange(math.floor(window.known_cycles) + 1, 3 * test.last_cycle + 1, dtype=float)
     out = []
     for name in (*METHODS, *ABLATIONS):
-        method = _make(name, library, nets, seed, memo).fit(train, test, window)
+        method = _make(name, library, nets, seed, memo, eol).fit(train, test, window)
         mean, scale = method.predict(cycles)
         g_mean, _ = method.predict(grid)
         known_eol = _eol(test.cycle[window.mask(test)], test.capacity[window.mask(test)], threshold)

@@ -21,30 +21,40 @@ will be: its prior and fleet forecast built from its own window and the *other* 
 cells (so the network learns the errors the forecasts make on cells they have not seen).
 Every training cell weighs the same; the members are bootstrap resamples of the cells.
 
-The forecast is ``q0 (p(k) + lam * mean correction)``. The share ``lam`` (of
-:data:`SHRINK_GRID`) is chosen by an inner cross-validation over the training cells (leave
-one cell out up to 10 cells, 5 folds by cell above): each inner fold trains the network on
-the other folds' cells and forecasts its own; the share with the lowest mean RMSE after N
-is used if it beats the physics alone in a one-sided paired t-test over the held-out
-cells at 90 % (then the smallest share within one standard error of the best; see
-:func:`_one_se_choice`). With few training cells the inner folds rarely show that the
-network helps and the forecast stays with the physics; with a large fleet the network takes
-over.
+The forecast blends the network-corrected prior with the fleet forecast,
+
+    ``q0 (w (p(k) + lam * mean correction) + (1 - w) f(k))``,
+
+with the network's share ``lam`` (of :data:`SHRINK_GRID`) and the weight ``w`` of the
+corrected prior (of :data:`WEIGHT_GRID`) both chosen by an inner cross-validation over the
+training cells (leave one cell out up to 10 cells, 5 folds by cell above): each inner fold
+trains the network on the other folds' cells and forecasts its own. Each candidate
+``(w, lam)`` is scored per held-out cell by its RMSE after N plus, where the cell reaches
+its end of life in its data and the thresholds are given, its relative EOL error, each
+relative to the physics prior's mean over the held-out cells (so both goals weigh the
+same). The best candidate is used only if it beats the physics alone (``w = 1, lam = 0``)
+in a one-sided paired t-test over the held-out cells at 90 %; then the simplest candidate
+within one standard error of the best (least network, then closest to the physics; see
+:func:`_guarded_choice`). With few training cells the inner folds rarely show that
+anything beats the physics and the forecast stays with it; with a large fleet the fleet
+forecast and the network take over, as far as they earn it on the training cells.
 The same inner forecasts calibrate the 90 % interval (grouped by cell, with
 :func:`hybridml.conformal_calibration`; pooled points when there are fewer than 10 cells).
 The predictive scale combines the members' spread of the correction with the spread of
 the fleet's neighbours (or of the physics prior, without the fleet) and a 0.01 A.h floor.
 
-The ablations switch parts off: ``hybrid-no-physics`` learns the error of the fleet
-forecast without the physics prior; ``hybrid-no-fleet`` learns the physics prior's error
-without the fleet forecast; ``physics-fleet`` is the prior alone (no network).
+The ablations switch parts off: ``hybrid-no-network`` blends the prior and the fleet
+forecast without a network (``lam = 0``); ``hybrid-no-physics`` learns the error of the
+fleet forecast without the physics prior; ``hybrid-no-fleet`` learns the physics prior's
+error without the fleet forecast; ``physics-fleet`` is the prior alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -56,7 +66,10 @@ from ._identify import FleetPrior, PhysicsPrior, fleet_prior, identify
 from ._methods import SHRINK_GRID, Method, NetSettings, Window
 from ._physics import FadeLibrary
 
-__all__ = ["FleetHybridMethod"]
+__all__ = ["WEIGHT_GRID", "FleetHybridMethod"]
+
+#: weights of the network-corrected prior against the fleet forecast the hybrid chooses from
+WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 _ROWS_PER_CELL = 30  # future points of a training cell the network trains on (evenly spaced)
 _INNER_LOO_MAX = 10  # inner folds: leave one training cell out up to this many cells ...
@@ -110,6 +123,33 @@ def _window_summary(cell: Cell, window: Window) -> tuple[float, float, float]:
 class _Parts:
     physics: bool
     fleet: bool
+    network: bool = True
+
+
+@dataclass(frozen=True)
+class _Forecast:
+    """The hybrid's pieces at some cycles, normalised by ``q0``: the base the network
+    corrects (the prior, or the fleet forecast without the physics), the other base (the
+    fleet forecast when the base is the prior; None otherwise), each member's correction
+    ``(n_members, n)`` and the bases' own spread."""
+
+    base: np.ndarray
+    other: np.ndarray | None
+    corr: np.ndarray
+    spread: np.ndarray
+
+    def mean(self, w: float, lam: float) -> np.ndarray:
+        """``w (base + lam * mean correction) + (1 - w) other``."""
+        m = self.base + lam * self.corr.mean(axis=0)
+        if w == 1.0 or self.other is None:
+            return m
+        return w * m + (1.0 - w) * self.other
+
+    def sd(self, w: float, lam: float, q0: float) -> np.ndarray:
+        """Predictive scale (normalised): the members' spread of the correction used, the
+        bases' spread and the measurement floor."""
+        wl = (w if self.other is not None else 1.0) * lam
+        return np.sqrt(wl**2 * self.corr.var(axis=0) + self.spread**2 + (_SIGMA0 / q0) ** 2)
 
 
 class _FoldModel:
@@ -132,6 +172,9 @@ class _FoldModel:
             fleet_setting = _fleet_setting(train, window, parts, library, memo)
         self.setting = fleet_setting
         self.train_ids = tuple(c.cell_id for c in train)
+        self.ensemble = None
+        if not parts.network:
+            return
         xs, ys, ws, gs = [], [], [], []
         # a training cell is seen with the *other* training cells as its fleet: none when
         # there is only one, so a single training cell trains no network
@@ -141,12 +184,11 @@ class _FoldModel:
             fut = np.flatnonzero(cell.cycle > window.known_cycles)
             fut = fut[np.unique(np.linspace(0, fut.size - 1, _ROWS_PER_CELL).round().astype(int))]
             k = cell.cycle[fut]
-            x, base, _ = self.features(view, k)
+            x, fc = self.features(view, k)
             xs.append(x)
-            ys.append(cell.capacity[fut] / view.q0 - base)
+            ys.append(cell.capacity[fut] / view.q0 - fc.base)
             ws.append(np.full(k.size, 1.0 / k.size))
             gs += [cell.cell_id] * k.size
-        self.ensemble = None
         if len(xs) >= 2:
             from hybridml import Adam, BatchedEnsemble
 
@@ -167,9 +209,36 @@ class _FoldModel:
                 member_weights=np.concatenate(ws),
             )
 
+    @classmethod
+    def restored(
+        cls,
+        train: Sequence[Cell],
+        window: Window,
+        parts: _Parts,
+        library: FadeLibrary,
+        setting: tuple[FleetPrior | None, FleetConfig | None],
+        life: float,
+        ensemble: Any,
+    ) -> _FoldModel:
+        """A fold model from its saved state (no training; see :mod:`._model_file`)."""
+        self = cls.__new__(cls)
+        self.window, self.parts, self.library, self.memo = window, parts, library, {}
+        self.life, self.setting, self.ensemble = life, setting, ensemble
+        self.train_ids = tuple(c.cell_id for c in train)
+        return self
+
     def view(self, others: Sequence[Cell], cell: Cell) -> _View:
-        """The cell's view with ``others`` as its fleet (memoised: the variants share it)."""
-        key = ("hybrid-view", cell.cell_id, self.window, tuple(sorted(c.cell_id for c in others)))
+        """The cell's view with ``others`` as its fleet (memoised: the variants with the
+        same parts share it)."""
+        fp, cfg = self.setting
+        key = (
+            "hybrid-view",
+            cell.cell_id,
+            self.window,
+            tuple(sorted(c.cell_id for c in others)),
+            fp is not None,
+            cfg is not None,
+        )
         return _memoised(self.memo, key, lambda: self._view(others, cell))
 
     def _view(self, others: Sequence[Cell], cell: Cell) -> _View:
@@ -190,12 +259,12 @@ class _FoldModel:
             fleet = FleetMethod([cfg]).fit(others, cell, self.window)
         return _View(q0, level, slope, prior, fleet)
 
-    def features(self, view: _View, k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Network inputs at cycles ``k``, the base forecast (normalised) and the base's
-        own spread (normalised)."""
+    def features(self, view: _View, k: np.ndarray) -> tuple[np.ndarray, _Forecast]:
+        """Network inputs at cycles ``k`` and the forecast's pieces there (the correction
+        still zero)."""
         h = (np.asarray(k, dtype=float) - self.window.known_cycles) / self.life
         cols = [h, np.full(h.shape, view.level), np.full(h.shape, view.slope)]
-        base = spread = None
+        base = other = spread = None
         if self.parts.physics:
             p, p_sd = view.physics(k)
             assert view.prior is not None
@@ -207,18 +276,19 @@ class _FoldModel:
             spread = f_sd  # the neighbours' spread: the fleet's own uncertainty
             if base is None:
                 base = f
+            else:
+                other = f
         if base is None or spread is None:  # no part: the window's level, flat
             base, spread = np.full(h.shape, view.level), np.zeros(h.shape)
-        return np.column_stack(cols), base, spread
+        return np.column_stack(cols), _Forecast(base, other, np.zeros((1, h.size)), spread)
 
-    def parts_at(self, view: _View, k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Base forecast, each member's correction ``(n_members, n)`` and the base's spread,
-        all normalised."""
-        x, base, spread = self.features(view, k)
+    def forecast(self, view: _View, k: np.ndarray) -> _Forecast:
+        """The forecast's pieces at cycles ``k``, with each member's correction."""
+        x, fc = self.features(view, k)
         if self.ensemble is None:
-            return base, np.zeros((1, base.size)), spread
+            return fc
         corr = self.ensemble.member_predictions(x)[..., 0]
-        return base, corr, spread
+        return _Forecast(fc.base, fc.other, corr, fc.spread)
 
 
 def _fleet_setting(
@@ -259,6 +329,50 @@ def _inner_splits(train: Sequence[Cell], window: Window) -> list[tuple[list[Cell
     return out
 
 
+@dataclass(frozen=True)
+class _Held:
+    """One held-out training cell of the inner folds: its future (normalised), the
+    forecast's pieces there and on the EOL grid, and its end of life."""
+
+    cell: str
+    q0: float
+    y: np.ndarray
+    fc: _Forecast
+    grid: np.ndarray
+    fc_grid: _Forecast
+    threshold: float | None  # normalised EOL capacity (None: no thresholds given)
+    eol_known: float | None  # the window already reaches EOL at this cycle
+    eol_true: float | None  # first measured cycle at or below the threshold
+
+
+def _first_crossing(grid: np.ndarray, mean: np.ndarray, threshold: float) -> float | None:
+    """First cycle of ``grid`` where ``mean`` is at or below ``threshold``, linearly
+    interpolated between grid points (None if never)."""
+    hit = np.flatnonzero(mean <= threshold)
+    if not hit.size:
+        return None
+    i = int(hit[0])
+    if i == 0 or mean[i - 1] == mean[i]:
+        return float(grid[i])
+    t = (mean[i - 1] - threshold) / (mean[i - 1] - mean[i])
+    return float(grid[i - 1] + t * (grid[i] - grid[i - 1]))
+
+
+def _held_scores(h: _Held, w: float, lam: float) -> tuple[float, float | None]:
+    """RMSE after N [A.h] and relative EOL error (None: the cell does not reach EOL, or
+    no thresholds) of candidate ``(w, lam)`` on a held-out cell, as the study scores a
+    test cell (EOL searched up to 3x the cell's last cycle, else that bound)."""
+    rmse = h.q0 * float(np.sqrt(np.mean((h.fc.mean(w, lam) - h.y) ** 2)))
+    if h.threshold is None or h.eol_true is None:
+        return rmse, None
+    pred = h.eol_known
+    if pred is None:
+        pred = _first_crossing(h.grid, h.fc_grid.mean(w, lam), h.threshold)
+    if pred is None:
+        pred = float(h.grid[-1])
+    return rmse, abs(pred - h.eol_true) / h.eol_true
+
+
 class FleetHybridMethod(Method):
     """The study's ``hybrid`` (see the module docstring for the method).
 
@@ -267,11 +381,25 @@ class FleetHybridMethod(Method):
         settings: the network ensemble's settings.
         seed: seeds the ensemble (members ``seed + m``; inner folds other seeds).
         physics: use the physics prior (the base the network corrects).
-        fleet: give the network the fleet forecast (the base when ``physics`` is off).
-        shrink: the shares of the correction the inner cross-validation chooses from.
+        fleet: give the network the fleet forecast (the base when ``physics`` is off) and
+            blend it in.
+        shrink: the shares of the correction the inner cross-validation chooses from;
+            ``(0.0,)`` trains no network.
+        weights: the weights of the corrected prior against the fleet forecast it chooses
+            from (only with both ``physics`` and ``fleet``; ``(1.0,)``: no blending).
+        eol_thresholds: the end-of-life capacity [A.h] of the training cells, by cell id:
+            the inner cross-validation then scores the candidates on the EOL error too
+            (None: on the RMSE only). A cell missing from it is scored on its RMSE only.
         memo: a dict shared by the test cells of one fold (the network depends on the
             training cells and the window only; it is trained once per fold).
         name: the method's name in the study's tables.
+
+    ``fit(train, test, window)`` is :meth:`fit_fleet` then :meth:`apply`; a fitted hybrid
+    can be saved (:meth:`save`) and loaded to forecast new cells (:meth:`load`).
+
+    After ``fit``: ``weight_`` and ``shrink_`` (the chosen ``w`` and ``lam``), ``q_`` (the
+    interval multiplier), ``inner_rmse_`` and ``inner_eol_`` (each candidate's mean inner
+    RMSE [A.h] and relative EOL error, keyed by ``(w, lam)``).
     """
 
     def __init__(
@@ -283,36 +411,159 @@ class FleetHybridMethod(Method):
         physics: bool = True,
         fleet: bool = True,
         shrink: Sequence[float] = SHRINK_GRID,
+        weights: Sequence[float] = WEIGHT_GRID,
+        eol_thresholds: Mapping[str, float] | None = None,
         memo: dict[Any, Any] | None = None,
         name: str = "hybrid",
     ) -> None:
         self.library = library
         self.settings = settings
         self.seed = seed
-        self.parts = _Parts(physics, fleet)
         self.shrink = tuple(float(s) for s in shrink)
+        self.weights = tuple(float(w) for w in weights) if physics and fleet else (1.0,)
+        self.parts = _Parts(physics, fleet, network=any(s > 0 for s in self.shrink))
+        self.eol_thresholds = dict(eol_thresholds) if eol_thresholds is not None else None
         self.memo = memo
         self.name = name
 
+    def candidates(self) -> list[tuple[float, float]]:
+        """The ``(w, lam)`` pairs the inner cross-validation chooses from (with ``w = 0``
+        the correction is not used, so only ``lam = 0``)."""
+        return [(w, lam) for w in self.weights for lam in self.shrink if w > 0 or lam == 0]
+
     def fit(self, train: Sequence[Cell], test: Cell, window: Window) -> FleetHybridMethod:
-        """Train the fold's network and choose its share (once per fold), then build the
-        test cell's view from its window."""
+        """Train the fold's network and choose its weights (once per fold,
+        :meth:`fit_fleet`), then build the test cell's view from its window
+        (:meth:`apply`)."""
+        return self.fit_fleet(train, window).apply(test)
+
+    def fit_fleet(self, train: Sequence[Cell], window: Window) -> FleetHybridMethod:
+        """Train the network on the training cells and choose its share and weight by the
+        inner cross-validation (memoised in ``memo``: once per set of training cells and
+        window). Then :meth:`apply` forecasts any cell from its window."""
         memo = self.memo if self.memo is not None else {}
-        key = _memo_key(self.name, train, window, self.parts, self.settings, self.seed, self.shrink)
-        self.fold_, self.shrink_, self.q_, self.inner_rmse_ = _memoised(
-            memo, key, lambda: self._fit_fold(list(train), window, memo)
+        thr = None
+        if self.eol_thresholds is not None:
+            thr = tuple(sorted((c.cell_id, self.eol_thresholds.get(c.cell_id)) for c in train))
+        key = _memo_key(
+            self.name,
+            train,
+            window,
+            self.parts,
+            self.settings,
+            self.seed,
+            self.shrink,
+            self.weights,
+            thr,
         )
-        self.view_ = self.fold_.view(train, test)
+        (
+            self.fold_,
+            (self.weight_, self.shrink_),
+            self.q_,
+            self.inner_rmse_,
+            self.inner_eol_,
+        ) = _memoised(memo, key, lambda: self._fit_fold(list(train), window, memo))
+        self.train_ = tuple(train)
         return self
+
+    def apply(self, cell: Cell) -> FleetHybridMethod:
+        """Build ``cell``'s forecast from its window (its cycles up to the fitted window's
+        N) and the training cells; :meth:`predict` then forecasts it. The cell's data
+        after N are not used.
+
+        Raises:
+            hybridml.NotFittedError: before :meth:`fit_fleet` (or :meth:`load`).
+            hybridml.DataError: the cell has fewer than 3 points in the window.
+        """
+        from hybridml import DataError, NotFittedError
+
+        if not hasattr(self, "fold_"):
+            raise NotFittedError(
+                f"{self.name}: not fitted; call fit_fleet(train, window) or load(path) first."
+            )
+        window = self.fold_.window
+        n_known = int(window.mask(cell).sum())
+        if n_known < 3:
+            raise DataError(
+                f"{self.name}: cell {cell.cell_id!r} has {n_known} point(s) at cycles <= "
+                f"{window.known_cycles:g} (the window the model was fitted for); at least 3 "
+                "are needed."
+            )
+        self.view_ = self.fold_.view(self.train_, cell)
+        return self
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the fitted hybrid to a model file (one file, data only: tensors and JSON
+        metadata, written atomically; see :mod:`hybridml_battery._model_file`): the
+        network, the choices made on the training cells and the training cells
+        themselves, which new cells' forecasts are built from."""
+        from ._model_file import save_hybrid
+
+        save_hybrid(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> FleetHybridMethod:
+        """Read a model file written by :meth:`save`; :meth:`apply` a new cell, then
+        :meth:`predict`.
+
+        Raises:
+            hybridml.ModelFileError: not such a model file, another format version, or
+                damaged.
+            FileNotFoundError: no such file.
+
+        Warns:
+            hybridml.ModelFileWarning: saved with other versions of hybridml or the
+                plug-in.
+        """
+        from ._model_file import load_hybrid
+
+        return load_hybrid(path)
+
+    def _held(self, sub: _FoldModel, rest: list[Cell], cell: Cell) -> _Held:
+        window = sub.window
+        view = sub.view(rest, cell)
+        fut = cell.cycle > window.known_cycles
+        # the EOL grid: up to 3x the cell's last cycle, as the study searches it
+        grid = np.linspace(np.floor(window.known_cycles) + 1, 3 * cell.last_cycle, 400)
+        thr = eol_known = eol_true = None
+        a = self.eol_thresholds.get(cell.cell_id) if self.eol_thresholds is not None else None
+        if a is not None:
+            from ._folds import _eol
+
+            m = window.mask(cell)
+            thr = a / view.q0
+            eol_known = _eol(cell.cycle[m], cell.capacity[m], a)
+            eol_true = _eol(cell.cycle, cell.capacity, a)
+        return _Held(
+            cell.cell_id,
+            view.q0,
+            cell.capacity[fut] / view.q0,
+            sub.forecast(view, cell.cycle[fut]),
+            grid,
+            sub.forecast(view, grid),
+            thr,
+            eol_known,
+            eol_true,
+        )
 
     def _fit_fold(
         self, train: list[Cell], window: Window, memo: dict[Any, Any]
-    ) -> tuple[_FoldModel, float, float | None, dict[float, float]]:
+    ) -> tuple[
+        _FoldModel,
+        tuple[float, float],
+        float | None,
+        dict[tuple[float, float], float],
+        dict[tuple[float, float], float],
+    ]:
         model = _FoldModel(train, window, self.parts, self.library, self.settings, self.seed, memo)
-        if model.ensemble is None:
-            return model, 0.0, None, {}
-        inner: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]] = []
-        for i, (held, rest) in enumerate(_inner_splits(train, window)):
+        default = (1.0, 0.0)  # the physics alone (the fleet forecast without the physics)
+        cands = self.candidates()
+        if len(cands) == 1 and not self.parts.network:
+            return model, cands[0], None, {}, {}
+        if self.parts.network and model.ensemble is None:  # too few cells for a network
+            cands = [c for c in cands if c[1] == 0.0]
+        held: list[_Held] = []
+        for i, (cells, rest) in enumerate(_inner_splits(train, window)):
             sub = _FoldModel(
                 rest,
                 window,
@@ -323,80 +574,92 @@ class FleetHybridMethod(Method):
                 memo,
                 fleet_setting=model.setting,
             )
-            for cell in held:
-                view = sub.view(rest, cell)
-                fut = cell.cycle > window.known_cycles
-                base, corr, spread = sub.parts_at(view, cell.cycle[fut])
-                y = cell.capacity[fut] / view.q0
-                inner.append((cell.cell_id, y, base, corr, spread, view.q0))
-        if not inner:
-            return model, 1.0, None, {}
-        # per held-out cell RMSE after N [A.h] at each share
-        per_cell = {
-            lam: np.array(
-                [
-                    q0 * np.sqrt(np.mean((b + lam * c.mean(axis=0) - y) ** 2))
-                    for _, y, b, c, _, q0 in inner
-                ]
-            )
-            for lam in self.shrink
+            held += [self._held(sub, rest, cell) for cell in cells]
+        if not held:
+            return model, default, None, {}, {}
+        scores = {c: [_held_scores(h, *c) for h in held] for c in cands}
+        rmse = {c: np.array([r for r, _ in v]) for c, v in scores.items()}
+        eol = {
+            c: np.array([e if e is not None else np.nan for _, e in v]) for c, v in scores.items()
         }
-        err = {lam: float(v.mean()) for lam, v in per_cell.items()}
-        lam = _one_se_choice(per_cell)
-        scores, groups = [], []
-        for cid, y, b, c, sp, q0 in inner:
-            mu = b + lam * c.mean(axis=0)
-            sd = np.sqrt(lam**2 * c.var(axis=0) + sp**2 + (_SIGMA0 / q0) ** 2)
-            scores.append(np.abs(y - mu) / sd)
-            groups += [cid] * y.size
+        # per held-out cell: RMSE plus EOL error, each relative to the default's mean
+        r0 = max(float(rmse[default].mean()), 1e-12)
+        has_eol = ~np.isnan(eol[default])
+        e0 = max(float(eol[default][has_eol].mean()), 1e-3) if has_eol.any() else None
+        per_cell = {
+            c: rmse[c] / r0 + (np.where(has_eol, eol[c], 0.0) / e0 if e0 is not None else 0.0)
+            for c in cands
+        }
+        choice = _guarded_choice(per_cell, default, key=lambda c: (c[0] * c[1], 1.0 - c[0]))
+        sc, groups = [], []
+        for h in held:
+            sc.append(np.abs(h.y - h.fc.mean(*choice)) / h.fc.sd(*choice, h.q0))
+            groups += [h.cell] * h.y.size
         # grouped by cell from _MIN_GROUPS cells; pooled points below (too few cells to
         # certify 90 % by cell)
         g = np.asarray(groups)
-        q = _conformal_q(np.concatenate(scores), 0.9, g, grouped=np.unique(g).size >= _MIN_GROUPS)
-        return model, lam, q, err
+        q = _conformal_q(np.concatenate(sc), 0.9, g, grouped=np.unique(g).size >= _MIN_GROUPS)
+        mean_rmse = {c: float(v.mean()) for c, v in rmse.items()}
+        mean_eol = {c: float(v[has_eol].mean()) for c, v in eol.items() if has_eol.any()}
+        return model, choice, q, mean_rmse, mean_eol
 
     def conformal_q(self) -> float | None:
         """The interval multiplier calibrated on the inner folds (None: too few)."""
         return self.q_
 
     def predict(self, cycles: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """``q0 (base + lam * mean correction)`` and the predictive scale [A.h]."""
+        """``q0 (w (base + lam * mean correction) + (1 - w) other)`` and the predictive
+        scale [A.h]."""
         c = np.asarray(cycles, dtype=float)
         view = self.view_
-        base, corr, spread = self.fold_.parts_at(view, c)
-        lam = self.shrink_
-        mean = base + lam * corr.mean(axis=0)
-        var = lam**2 * corr.var(axis=0) + spread**2
-        return view.q0 * mean, view.q0 * np.sqrt(var + (_SIGMA0 / view.q0) ** 2)
+        fc = self.fold_.forecast(view, c)
+        w, lam = self.weight_, self.shrink_
+        return view.q0 * fc.mean(w, lam), view.q0 * fc.sd(w, lam, view.q0)
 
 
-def _one_se_choice(per_cell: dict[float, np.ndarray], confidence: float = 0.9) -> float:
-    """The share of the correction, from each share's per-cell inner RMSE.
+_K = TypeVar("_K", bound=Hashable)
 
-    The network is used only where the inner folds show that it helps: the best share
-    (lowest mean) must beat the smallest share (the physics alone, share 0) in a
-    one-sided paired t-test over the held-out cells at ``confidence``; else the smallest
-    share is kept. When it does, the smallest share whose mean is within one standard error
-    (of its paired difference) of the best one's is used. With few cells the inner scores
-    are noisy and the test rarely passes (three cells need an improvement of 1.9 standard
+
+def _guarded_choice(
+    per_cell: Mapping[_K, np.ndarray],
+    default: _K,
+    key: Callable[[_K], Any],
+    confidence: float = 0.9,
+) -> _K:
+    """The candidate to use, from each candidate's per-cell inner score (lower is better;
+    the same held-out cells, in the same order, for every candidate).
+
+    A candidate other than ``default`` is used only where the inner folds show that it
+    helps: the best one (lowest mean) must beat ``default`` in a one-sided paired t-test
+    over the held-out cells at ``confidence``; else ``default`` is kept. When it does, the
+    simplest candidate (the smallest ``key``) whose mean is within one standard error (of
+    its paired difference) of the best one's is used. With few cells the inner scores are
+    noisy and the test rarely passes (three cells need an improvement of 1.9 standard
     errors); with a fleet of tens of cells a consistent improvement passes easily.
     """
     from scipy.stats import t as student_t
 
-    shares = sorted(per_cell)
-    best = min(shares, key=lambda s: (float(per_cell[s].mean()), s))
+    order = sorted(per_cell, key=key)
+    best = min(order, key=lambda c: float(per_cell[c].mean()))
     n = per_cell[best].size
 
     def se(diff: np.ndarray) -> float:
         return float(diff.std(ddof=1)) / np.sqrt(n) if n > 1 else 0.0
 
-    gain = per_cell[shares[0]] - per_cell[best]
-    if best == shares[0] or n < 2:
-        return shares[0]
+    if best == default or n < 2:
+        return default
+    gain = per_cell[default] - per_cell[best]
     if not float(gain.mean()) > float(student_t.ppf(confidence, n - 1)) * se(gain):
-        return shares[0]
-    for s in shares:
-        diff = per_cell[s] - per_cell[best]
+        return default
+    for c in order:
+        diff = per_cell[c] - per_cell[best]
         if float(diff.mean()) <= se(diff):
-            return s
+            return c
     return best
+
+
+def _one_se_choice(per_cell: dict[float, np.ndarray], confidence: float = 0.9) -> float:
+    """The share of the correction from each share's per-cell inner RMSE: the smallest
+    share (no correction) unless a larger one is clearly better (:func:`_guarded_choice`)."""
+    shares = sorted(per_cell)
+    return _guarded_choice(per_cell, shares[0], key=lambda s: s, confidence=confidence)

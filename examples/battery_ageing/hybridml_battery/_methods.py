@@ -42,14 +42,17 @@ __all__ = [
 #: the methods the study compares, in the order of its tables
 METHODS = ("hybrid", "nn", "physics", "linear", "fleet", "empirical")
 # run beside the methods to show where the hybrid's accuracy comes from; not compared
-# in the methods table: "physics-fleet" is the hybrid without its network,
-# "hybrid-no-physics" without its physics prior, "hybrid-no-fleet" without the fleet forecast
-ABLATIONS = ("physics-fleet", "hybrid-no-physics", "hybrid-no-fleet")
+# in the methods table: "physics-fleet" is the hybrid's physics prior alone,
+# "hybrid-no-network" the hybrid without its network, "hybrid-no-physics" without its
+# physics prior, "hybrid-no-fleet" without the fleet forecast
+ABLATIONS = ("physics-fleet", "hybrid-no-network", "hybrid-no-physics", "hybrid-no-fleet")
 #: what each ablation leaves out of the hybrid, in words (report and ``metrics.json``)
 ABLATION_NOTES = {
-    "physics-fleet": "the hybrid without its network: the PyBaMM library identified from "
+    "physics-fleet": "the hybrid's physics prior alone: the PyBaMM library identified from "
     "the test cell's known points with the training cells' prior on the time scale and "
     "their regeneration recovery time (not a baseline: it uses the other cells' data)",
+    "hybrid-no-network": "the hybrid without its network: the physics prior and the fleet "
+    "forecast blended with the weight chosen by the same inner cross-validation",
     "hybrid-no-physics": "the hybrid without its physics prior: the network corrects the "
     "fleet forecast, from the window and the fleet forecast only",
     "hybrid-no-fleet": "the hybrid without the fleet forecast: the network corrects the "

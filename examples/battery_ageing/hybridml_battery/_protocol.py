@@ -169,7 +169,7 @@ class FoldJob:
         test_ids: the fold's test cells at this N.
         train_ids: the fold's training cells.
         cells: the test and training cells by id (what the job needs, and no more).
-        thresholds: the EOL capacity of each test cell [A.h].
+        thresholds: the EOL capacity of each test and training cell [A.h].
     """
 
     known_cycles: int
@@ -226,7 +226,7 @@ def fold_jobs(
                     test_ids=tuple(tests),
                     train_ids=train,
                     cells={k: cd.cells[k] for k in (*tests, *train)},
-                    thresholds={k: float(thresholds[k]) for k in tests},
+                    thresholds={k: float(thresholds[k]) for k in (*tests, *train)},
                 )
             )
     return jobs, notes

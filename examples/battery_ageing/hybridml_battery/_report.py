@@ -23,6 +23,7 @@ _STYLE = {
     "fleet": {"color": "C9", "lw": 1.4, "ls": "-"},
     "empirical": {"color": "C4", "lw": 1.2, "ls": ":"},
     "physics-fleet": {"color": "C7", "lw": 1.0, "ls": (0, (1, 1))},
+    "hybrid-no-network": {"color": "C6", "lw": 1.0, "ls": (0, (2, 2))},
     "hybrid-no-physics": {"color": "C5", "lw": 1.0, "ls": (0, (3, 1, 1, 1))},
     "hybrid-no-fleet": {"color": "C8", "lw": 1.0, "ls": (0, (3, 1, 1, 1, 1, 1))},
 }

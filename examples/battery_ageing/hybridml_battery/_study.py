@@ -64,7 +64,8 @@ class BatteryResult:
 
 
 _SHORT = {
-    "physics-fleet": "the hybrid without its network",
+    "physics-fleet": "the hybrid's physics prior alone",
+    "hybrid-no-network": "without its network",
     "hybrid-no-physics": "without its physics prior",
     "hybrid-no-fleet": "without the fleet forecast",
 }

@@ -52,7 +52,9 @@ def test_without_the_networks_share_the_hybrid_is_the_physics_prior() -> None:
     lib = _library()
     cells = _fleet(lib, 4, knee=0.2)
     window = Window(60.0)
-    hyb = FleetHybridMethod(lib, NETS, shrink=(0.0,)).fit(cells[:3], cells[3], window)
+    hyb = FleetHybridMethod(lib, NETS, shrink=(0.0,), weights=(1.0,)).fit(
+        cells[:3], cells[3], window
+    )
     phys = PhysicsMethod(lib, fleet=True).fit(cells[:3], cells[3], window)
     c = cells[3].cycle
     np.testing.assert_allclose(hyb.predict(c)[0], phys.predict(c)[0], rtol=1e-12)
@@ -82,7 +84,7 @@ def test_the_network_learns_the_knee_the_physics_lacks_from_a_large_fleet() -> N
     # one network per set of training cells, shared by the fold's test cells
     assert all(m.fold_ is fitted[0].fold_ for m in fitted)
     # 11 training cells: 5 inner folds by cell chose the share and calibrated the interval
-    assert set(fitted[0].inner_rmse_) == {0.0, 0.25, 0.5, 0.75, 1.0}
+    assert set(fitted[0].inner_rmse_) == {(1.0, s) for s in (0.0, 0.25, 0.5, 0.75, 1.0)}
     assert fitted[0].shrink_ > 0 and fitted[0].conformal_q() is not None
     # the knee (0.3 A.h at cycle 160, after the window) is invisible to a prior identified
     # on cycles <= 60 and the same in every cell: the correction learned from the other
@@ -112,3 +114,122 @@ def test_share_choice_keeps_the_physics_unless_the_network_is_clearly_better() -
     # ... by 11 standard errors it is
     three[0.75] = np.array([0.046, 0.070, 0.029])
     assert _one_se_choice(three) == 0.75
+
+
+def _knee_fleet(n: int) -> list[Cell]:
+    """``n`` cells of 160 cycles with a cubic knee at time scales spread around 1: a shape
+    the library has not (its curves are linear, square-root and gently quadratic), which
+    the other cells' trajectories show."""
+    rng = np.random.default_rng(1)
+    cycle = np.arange(1.0, 161.0)
+    cells = []
+    for i, s in enumerate(rng.uniform(0.9, 1.1, n)):
+        q = 2.0 * (1 - 0.05 * cycle / 160 - 0.35 * (cycle / (160 * s)) ** 3)
+        cells.append(Cell(f"K{i:02d}", cycle, q, np.arange(2, 162)))
+    return cells
+
+
+def test_where_the_physics_misses_the_inner_folds_blend_in_the_fleet_forecast() -> None:
+    lib = _library()
+    cells = _knee_fleet(15)
+    window = Window(60.0)
+    train, tests = cells[:12], cells[12:]
+    eol = {c.cell_id: 0.8 * c.initial_capacity for c in cells}
+    memo: dict[Any, Any] = {}
+    errs: dict[str, list[float]] = {"hybrid": [], "fleet": [], "physics": []}
+    for test in tests:
+        # no network (shrink 0): the choice is the weight of the prior against the fleet
+        hyb = FleetHybridMethod(lib, NETS, shrink=(0.0,), eol_thresholds=eol, memo=memo)
+        hyb.fit(train, test, window)
+        errs["hybrid"].append(_rmse(hyb, test, window))
+        errs["fleet"].append(_rmse(FleetMethod().fit(train, test, window), test, window))
+        phys = PhysicsMethod(lib, fleet=True).fit(train, test, window)
+        errs["physics"].append(_rmse(phys, test, window))
+    # the candidates: the prior alone, the fleet alone and three blends, scored on RMSE
+    # and on EOL (the held-out cells reach 0.8 x initial capacity)
+    assert set(hyb.inner_rmse_) == {(w, 0.0) for w in (0.0, 0.25, 0.5, 0.75, 1.0)}
+    assert set(hyb.inner_eol_) == set(hyb.inner_rmse_)
+    # the knee is the same in every cell: the fleet forecast is far better than the prior
+    # on the held-out training cells, so the guard lets the inner folds move off the prior
+    assert np.mean(errs["physics"]) > 2 * np.mean(errs["fleet"])
+    assert hyb.weight_ < 1.0
+    # ... and the hybrid ends near the fleet, far from the prior (noise-free cells; "within
+    # 30 % of the fleet" leaves room for a blend the inner folds preferred)
+    assert np.mean(errs["hybrid"]) < 1.3 * np.mean(errs["fleet"])
+    assert np.mean(errs["hybrid"]) < 0.5 * np.mean(errs["physics"])
+
+
+def test_candidate_choice_is_guarded_by_the_default_and_prefers_the_simplest() -> None:
+    from hybridml_battery._hybrid import _guarded_choice
+
+    base = np.linspace(1.0, 2.0, 12)
+    key = lambda c: (c[0] * c[1], 1.0 - c[0])  # noqa: E731  (least network, then physics)
+    # the fleet (w = 0) and a blend are both clearly better than the default; they are
+    # within a standard error of each other, so the simpler one (no network) is used
+    per_cell = {
+        (1.0, 0.0): base,
+        (0.0, 0.0): base - 0.5 + 0.01 * np.sin(np.arange(12)),
+        (0.5, 1.0): base - 0.5,
+    }
+    assert _guarded_choice(per_cell, (1.0, 0.0), key) == (0.0, 0.0)
+    # not better than the default by enough: the default stays
+    noisy = {(1.0, 0.0): base, (0.0, 0.0): base - 0.05 + 0.5 * np.cos(np.pi * np.arange(12))}
+    assert _guarded_choice(noisy, (1.0, 0.0), key) == (1.0, 0.0)
+
+
+def test_inner_eol_is_scored_as_the_study_scores_a_test_cell() -> None:
+    from hybridml_battery._hybrid import _first_crossing
+
+    grid = np.array([10.0, 20.0, 30.0, 40.0])
+    mean = np.array([1.0, 0.9, 0.7, 0.6])
+    assert _first_crossing(grid, mean, 0.8) == pytest.approx(25.0)  # between 20 and 30
+    assert _first_crossing(grid, mean, 1.0) == 10.0  # at the first point
+    assert _first_crossing(grid, mean, 0.5) is None  # never
+
+
+def test_a_fitted_hybrid_saves_and_loads_and_forecasts_new_cells_the_same(tmp_path: Any) -> None:
+    import torch
+
+    from hybridml import ModelFileError, ModelFileWarning, NotFittedError
+
+    lib = _library()
+    cells = _fleet(lib, 8, knee=0.3)
+    window = Window(60.0)
+    train, new = cells[:6], cells[6:]
+    with pytest.raises(NotFittedError, match="fit"):
+        FleetHybridMethod(lib, NETS).save(tmp_path / "unfitted.pt")
+    hyb = FleetHybridMethod(lib, NETS, seed=3).fit_fleet(train, window)
+    assert hyb.fold_.ensemble is not None  # the network is part of the file
+    path = tmp_path / "hybrid.pt"
+    hyb.save(path)
+    # data only: readable with weights_only=True, metadata as JSON
+    payload = torch.load(path, weights_only=True)
+    assert payload["format"] == "hybridml-battery.FleetHybridMethod"
+    loaded = FleetHybridMethod.load(path)
+    assert (loaded.weight_, loaded.shrink_, loaded.q_) == (hyb.weight_, hyb.shrink_, hyb.q_)
+    for cell in new:
+        k = cell.cycle[cell.cycle > 60]
+        a, b = hyb.apply(cell).predict(k), loaded.apply(cell).predict(k)
+        np.testing.assert_allclose(a[0], b[0], rtol=1e-12)
+        assert a[1] is not None and b[1] is not None
+        np.testing.assert_allclose(a[1], b[1], rtol=1e-12)
+    # a cell without enough points in the window is refused, naming it
+    short = Cell("S", cells[0].cycle[70:], cells[0].capacity[70:], cells[0].lines[70:])
+    with pytest.raises(Exception, match="'S' has 0 point"):
+        loaded.apply(short)
+    # not a model file, another format version, another version of the plug-in
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    with pytest.raises(ModelFileError, match="not a model file"):
+        FleetHybridMethod.load(tmp_path / "junk.pt")
+    torch.save({**payload, "version": 99}, tmp_path / "v99.pt")
+    with pytest.raises(ModelFileError, match="format version 99"):
+        FleetHybridMethod.load(tmp_path / "v99.pt")
+    import json
+
+    meta = json.loads(payload["meta"])
+    meta["versions"]["hybridml_battery"] = "0.0.1"
+    torch.save({**payload, "meta": json.dumps(meta)}, tmp_path / "old.pt")
+    with pytest.warns(ModelFileWarning, match="hybridml_battery 0.0.1"):
+        FleetHybridMethod.load(tmp_path / "old.pt")
+    with pytest.raises(FileNotFoundError, match="no file"):
+        FleetHybridMethod.load(tmp_path / "missing.pt")

@@ -1,0 +1,238 @@
+"""Model files of a fitted :class:`.FleetHybridMethod`: everything it needs to forecast a
+new cell from its early cycles, in one file.
+
+The file is a ``torch.save`` of data only (read back with ``weights_only=True``): JSON
+metadata (the settings, the window, the choices made on the training cells, the fade
+library's parameters, the training cells' ids and conditions, the versions it was saved
+with and a hash of the training data) and tensors (the fade library's curves, the fleet
+prior, the training cells' measurements, which the fleet forecast and the physics prior of
+a new cell are built from). The network is a :class:`hybridml.BatchedEnsemble` model file,
+embedded as it was written by :meth:`hybridml.BatchedEnsemble.save`. The file is written
+atomically (:func:`hybridml.atomic_write`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ._hybrid import FleetHybridMethod
+
+__all__: list[str] = []
+
+FORMAT = "hybridml-battery.FleetHybridMethod"
+VERSION = 1
+
+
+def _versions() -> dict[str, str]:
+    import hybridml
+
+    from . import __version__
+
+    return {"hybridml": hybridml.__version__, "hybridml_battery": __version__}
+
+
+def _hash(cells: list[Any]) -> str:
+    """SHA-256 of the training cells' ids, cycles and capacities."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for c in cells:
+        h.update(c.cell_id.encode() + b"\0")
+        h.update(np.ascontiguousarray(c.cycle, dtype=np.float64).tobytes())
+        h.update(np.ascontiguousarray(c.capacity, dtype=np.float64).tobytes())
+    return h.hexdigest()
+
+
+def _t(a: Any) -> Any:
+    import torch
+
+    return torch.from_numpy(np.array(a, dtype=np.float64, copy=True))
+
+
+def save_hybrid(method: FleetHybridMethod, path: str | os.PathLike[str]) -> None:
+    """Write a fitted hybrid (see :meth:`.FleetHybridMethod.save`)."""
+    import torch
+
+    from hybridml import NotFittedError, atomic_write
+
+    if not hasattr(method, "fold_"):
+        raise NotFittedError(
+            f"FleetHybridMethod.save: {method.name!r} is not fitted; call fit(train, test, "
+            "window) (or fit_fleet(train, window)) first."
+        )
+    fold = method.fold_
+    fp, cfg = fold.setting
+    cells = list(method.train_)
+    lib = method.library
+    meta: dict[str, Any] = {
+        "settings": {
+            "name": method.name,
+            "seed": method.seed,
+            "physics": method.parts.physics,
+            "fleet": method.parts.fleet,
+            "shrink": list(method.shrink),
+            "weights": list(method.weights),
+            "nets": dataclasses.asdict(method.settings),
+            "eol_thresholds": method.eol_thresholds,
+        },
+        "fitted": {
+            "window": {"known_cycles": fold.window.known_cycles, "every": fold.window.every},
+            "weight": method.weight_,
+            "shrink": method.shrink_,
+            "q": method.q_,
+            "life": fold.life,
+            "regen_tau": None if fp is None else fp.regen_tau,
+            "fleet_config": None if cfg is None else dataclasses.asdict(cfg),
+            "inner_rmse": [[w, lam, v] for (w, lam), v in method.inner_rmse_.items()],
+            "inner_eol": [[w, lam, v] for (w, lam), v in method.inner_eol_.items()],
+        },
+        "library": {"params": list(lib.params), "description": lib.description},
+        "cells": [
+            {"id": c.cell_id, "conditions": dict(c.conditions), "condition": c.condition}
+            for c in cells
+        ],
+        "data_hash": _hash(cells),
+        "versions": _versions(),
+    }
+    tensors: dict[str, Any] = {"library.curves": _t(lib.curves)}
+    if fp is not None:
+        tensors["prior.mean"], tensors["prior.std"] = _t(fp.mean), _t(fp.std)
+    for i, c in enumerate(cells):
+        tensors[f"cell.{i}.cycle"] = _t(c.cycle)
+        tensors[f"cell.{i}.capacity"] = _t(c.capacity)
+        tensors[f"cell.{i}.lines"] = torch.from_numpy(np.asarray(c.lines, dtype=np.int64).copy())
+    network = None
+    if fold.ensemble is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            fold.ensemble.save(Path(tmp) / "network.pt")
+            network = torch.load(Path(tmp) / "network.pt", map_location="cpu", weights_only=True)
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "meta": json.dumps(meta),
+        "tensors": tensors,
+        "network": network,
+    }
+    atomic_write(Path(path), lambda f: torch.save(payload, f), binary=True)
+
+
+def load_hybrid(path: str | os.PathLike[str]) -> FleetHybridMethod:
+    """Read a model file written by :func:`save_hybrid` (see
+    :meth:`.FleetHybridMethod.load`)."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    from hybridml import BatchedEnsemble, ModelFileError, ModelFileWarning
+
+    from ._data import Cell
+    from ._fleet import FleetConfig
+    from ._hybrid import FleetHybridMethod, _FoldModel, _Parts
+    from ._identify import FleetPrior
+    from ._methods import NetSettings, Window
+    from ._physics import FadeLibrary
+
+    path = Path(path)
+    what = "FleetHybridMethod.load"
+    if not path.exists():
+        raise FileNotFoundError(f"{what}: no file '{path}'.")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, zipfile.BadZipFile) as exc:
+        raise ModelFileError(
+            f"{what}: '{path}' is not a model file of the battery hybrid (torch.load with "
+            f"weights_only=True refused it: {type(exc).__name__}: {str(exc)[:200]}). Write "
+            "it with FleetHybridMethod.save."
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        other = payload.get("class") if isinstance(payload, dict) else None
+        but = f" but a hybridml {other} model file (read it with hybridml.load_model)"
+        raise ModelFileError(
+            f"{what}: '{path}' is not a model file of the battery hybrid"
+            + (but if other else "")
+            + ". Write it with FleetHybridMethod.save."
+        )
+    if payload.get("version") != VERSION:
+        raise ModelFileError(
+            f"{what}: '{path}' has format version {payload.get('version')!r}; this "
+            f"hybridml-battery reads version {VERSION}: save the model again with it."
+        )
+    try:
+        meta = json.loads(payload["meta"])
+        ts = {k: v.numpy() for k, v in payload["tensors"].items()}
+        s, fit = meta["settings"], meta["fitted"]
+        saved = meta.get("versions", {})
+        cells = [
+            Cell(
+                d["id"],
+                ts[f"cell.{i}.cycle"],
+                ts[f"cell.{i}.capacity"],
+                ts[f"cell.{i}.lines"],
+                {k: float(v) for k, v in d["conditions"].items()},
+                d["condition"],
+            )
+            for i, d in enumerate(meta["cells"])
+        ]
+        library = FadeLibrary(
+            params=tuple(meta["library"]["params"]),
+            curves=ts["library.curves"],
+            description=meta["library"]["description"],
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        why = f"{type(exc).__name__}: {exc}"
+        raise ModelFileError(f"{what}: '{path}' is damaged ({why}).") from None
+    other = {k: v for k, v in saved.items() if _versions().get(k) != v}
+    if other:
+        warnings.warn(
+            f"{what}: '{path}' was saved with "
+            + ", ".join(f"{k} {v}" for k, v in sorted(other.items()))
+            + f"; this is {', '.join(f'{k} {v}' for k, v in sorted(_versions().items()))}. "
+            "It loads as saved; refit it if the forecasts look different.",
+            ModelFileWarning,
+            stacklevel=3,
+        )
+    if _hash(cells) != meta.get("data_hash"):
+        raise ModelFileError(
+            f"{what}: '{path}' is damaged (its training cells do not match their hash)."
+        )
+    method = FleetHybridMethod(
+        library,
+        NetSettings(**{**s["nets"], "hidden": tuple(s["nets"]["hidden"])}),
+        int(s["seed"]),
+        physics=bool(s["physics"]),
+        fleet=bool(s["fleet"]),
+        shrink=s["shrink"],
+        weights=s["weights"],
+        eol_thresholds=s["eol_thresholds"],
+        name=s["name"],
+    )
+    fp = None
+    if "prior.mean" in ts:
+        fp = FleetPrior(ts["prior.mean"], ts["prior.std"], fit["regen_tau"])
+    cfg = None if fit["fleet_config"] is None else FleetConfig(**fit["fleet_config"])
+    window = Window(float(fit["window"]["known_cycles"]), int(fit["window"]["every"]))
+    ensemble = None
+    if payload.get("network") is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            torch.save(payload["network"], Path(tmp) / "network.pt")
+            ensemble = BatchedEnsemble.load(Path(tmp) / "network.pt")
+    parts = _Parts(method.parts.physics, method.parts.fleet, method.parts.network)
+    method.fold_ = _FoldModel.restored(
+        cells, window, parts, library, (fp, cfg), float(fit["life"]), ensemble
+    )
+    method.train_ = tuple(cells)
+    method.weight_, method.shrink_ = float(fit["weight"]), float(fit["shrink"])
+    method.q_ = None if fit["q"] is None else float(fit["q"])
+    method.inner_rmse_ = {(w, lam): v for w, lam, v in fit["inner_rmse"]}
+    method.inner_eol_ = {(w, lam): v for w, lam, v in fit["inner_eol"]}
+    return method
