@@ -161,13 +161,21 @@ def _run_job(job: _Job) -> _Scores:
     train = [cells[c] for c in job.train_ids]
     out = _Scores()
     memo: dict[Any, Any] = {}  # the set's choices and network, shared by its test cells
+    # the training cells' EOL capacity: the hybrid's inner folds score the EOL error too
+    eol = {cid: EOL_FRACTION[job.dataset] * cells[cid].initial_capacity for cid in job.train_ids}
     plan: list[tuple[str, str, Callable[[], Method]]]
     if job.size is None:
         plan = [("physics", cid, lambda: PhysicsMethod(library)) for cid in job.test_ids]
     else:
         plan = []
         for cid in job.test_ids:
-            plan.append(("hybrid", cid, lambda: FleetHybridMethod(library, nets, seed, memo=memo)))
+            plan.append(
+                (
+                    "hybrid",
+                    cid,
+                    lambda: FleetHybridMethod(library, nets, seed, eol_thresholds=eol, memo=memo),
+                )
+            )
             plan.append(("fleet", cid, lambda: FleetMethod(memo=memo)))
             if cid in job.nn_ids:
                 plan.append(("nn", cid, lambda: NNMethod(nets, seed)))

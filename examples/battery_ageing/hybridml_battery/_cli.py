@@ -35,6 +35,7 @@ def _run(args: argparse.Namespace) -> int:
             folds=args.folds,
             jobs=args.jobs,
             known_curve=_curve(args.curve),
+            save_model=args.save_model,
         )
     finally:
         torch.set_num_threads(threads)
@@ -155,6 +156,12 @@ def add_battery_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="N",
         help="the values of N of the error-vs-N curve, or 'none' for N only (default: "
         "20 40 60 80 for nasa, else 0.1-0.4 x the cells' median life)",
+    )
+    p.add_argument(
+        "--save-model",
+        action="store_true",
+        help="also fit the hybrid on every cell and write OUT/hybrid-model.pt, to forecast "
+        "new cells (FleetHybridMethod.load)",
     )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed (default 0)")
     p.add_argument(

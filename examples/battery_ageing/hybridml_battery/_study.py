@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hybridml import DataError, InvalidArgumentError, RunFolder
 
@@ -25,6 +25,11 @@ from ._physics import REFERENCE_AH, SweepDesign, default_cache_dir, fade_library
 from ._protocol import cell_folds, error_curve_grid, fold_jobs, leave_out_short_cells, run_jobs
 from ._resume import JobStore, fingerprint, progress_dir
 from ._writing import _manifest, _write_json, _write_predictions
+
+if TYPE_CHECKING:
+    from ._data import CellData
+    from ._hybrid import FleetHybridMethod
+    from ._physics import FadeLibrary
 
 __all__ = ["BENCHMARK_CELLS", "BatteryResult", "run_battery_ageing"]
 
@@ -89,6 +94,28 @@ class _Log:
             )
 
 
+def _fit_on_all(
+    cd: CellData,
+    window: Window,
+    library: FadeLibrary,
+    nets: NetSettings,
+    seed: int,
+    thresholds: dict[str, float],
+) -> FleetHybridMethod:
+    """The study's ``hybrid`` fitted on every cell (torch on one thread, as a fold job)."""
+    import torch
+
+    from ._hybrid import FleetHybridMethod
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        method = FleetHybridMethod(library, nets, seed, eol_thresholds=thresholds)
+        return method.fit_fleet(list(cd.cells.values()), window)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def run_battery_ageing(
     data: str | Path | None = None,
     *,
@@ -109,6 +136,7 @@ def run_battery_ageing(
     progress: bool = True,
     jobs: int = 1,
     executor: Executor | None = None,
+    save_model: bool = False,
 ) -> BatteryResult:
     """Predict capacity fade and end of life of each cell from its early cycles.
 
@@ -161,6 +189,10 @@ def run_battery_ageing(
         executor: run the fold jobs on this :class:`concurrent.futures.Executor` instead
             (e.g. a Dask client's ``client.get_executor()`` to scale out); ``jobs`` is then
             ignored. The caller keeps it open and shuts it down.
+        save_model: also fit the ``hybrid`` on every cell (at ``known_cycles``) and write
+            it to ``hybrid-model.pt`` in ``out``, to forecast new cells from their early
+            cycles (:meth:`hybridml_battery.FleetHybridMethod.load`, then ``apply`` and
+            ``predict``).
 
     Returns:
         A :class:`BatteryResult`.
@@ -359,6 +391,10 @@ def run_battery_ageing(
         "jobs": int(jobs) if executor is None else repr(executor),
     }
     metrics = {"settings": settings, **metrics, "error_vs_known": curve_rows}
+    final = None
+    if save_model:
+        log("fitting the hybrid on every cell (hybrid-model.pt)")
+        final = _fit_on_all(cd, window, library, nets, int(seed), thresholds)
     # the run folder is written beside `out` and moved into place when complete: a killed
     # run leaves the older folder (and one marked INCOMPLETE); no stale file survives
     with folder:
@@ -370,6 +406,8 @@ def run_battery_ageing(
         # what this run took (wall time, cache hits, resumed jobs) is in manifest.json
         _write_json(tmp / "metrics.json", metrics)
         _write_json(tmp / "consistency.json", consistency)
+        if final is not None:
+            final.save(tmp / "hybrid-model.pt")
         this_run = {
             "seconds": round(time.perf_counter() - t_start, 1),
             "pybamm_sweep_seconds": round(library.seconds, 2),

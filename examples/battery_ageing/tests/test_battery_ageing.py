@@ -495,7 +495,9 @@ def test_quick_run_on_bundled_cells(tmp_path: Path) -> None:
 
     out = tmp_path / "run"
     # a fresh cache: this is the first run on a new machine
-    rc = main(["--quick", "--out", str(out), "--cache-dir", str(tmp_path / "cache")])
+    rc = main(
+        ["--quick", "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--save-model"]
+    )
     assert rc == 0
     for name in ("predictions.csv", "metrics.json", "consistency.json", "report.md"):
         assert (out / name).stat().st_size > 0
@@ -569,3 +571,14 @@ def test_quick_run_on_bundled_cells(tmp_path: Path) -> None:
     assert "hybridml" in manifest["versions"] and "torch" in manifest["versions"]
     assert not list(out.glob(".*.tmp"))  # written atomically: no temporary file left
     assert "## Reproduce" in report and "seed: 0" in report and "`nasa`" in report
+    # --save-model: the hybrid fitted on every cell, loaded back to forecast a cell from
+    # its first 60 cycles (here one it was trained on: the file's round trip is tested
+    # exactly in test_battery_hybrid.py)
+    from hybridml_battery import FleetHybridMethod, load_cells
+
+    model = FleetHybridMethod.load(out / "hybrid-model.pt")
+    assert [c.cell_id for c in model.train_] == cells
+    cell = load_cells(dataset_path("nasa"), cells=["B0006"]).cells["B0006"]
+    mean, scale = model.apply(cell).predict(np.array([80.0, 120.0, 160.0]))
+    assert scale is not None and np.all(np.isfinite(mean)) and np.all(scale > 0)
+    assert np.all((mean > 0.5) & (mean < 2.2))  # capacities of a 2 A.h cell
