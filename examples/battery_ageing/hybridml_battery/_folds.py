@@ -45,6 +45,7 @@ class _Fold:
     upper: np.ndarray | None
     eol_pred: float | None
     q: float | None = None
+    choices: dict[str, float] | None = None  # what the method chose on the training cells
 
 
 def _eol(cycles: np.ndarray, capacity: np.ndarray, threshold: float) -> float | None:
@@ -165,6 +166,7 @@ def _run_fold(
                 upper,
                 eol_pred,
                 q,
+                method.choices(),
             )
         )
     return out

@@ -607,6 +607,11 @@ class FleetHybridMethod(Method):
         """The interval multiplier calibrated on the inner folds (None: too few)."""
         return self.q_
 
+    def choices(self) -> dict[str, float]:
+        """The weight ``w`` of the corrected prior and the network's share ``lam`` chosen
+        by the inner cross-validation."""
+        return {"weight": self.weight_, "share": self.shrink_}
+
     def predict(self, cycles: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """``q0 (w (base + lam * mean correction) + (1 - w) other)`` and the predictive
         scale [A.h]."""

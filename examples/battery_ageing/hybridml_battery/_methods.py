@@ -151,6 +151,10 @@ class Method:
         (:mod:`._calibration`)."""
         return None
 
+    def choices(self) -> dict[str, float] | None:
+        """What the method chose on its training cells, for the report (None: nothing)."""
+        return None
+
     def calibration_method(self) -> Method | None:
         """The method the study's conformal calibration refits on each held-out training
         cell, once this one is fitted; None (the default): a fresh method with the same

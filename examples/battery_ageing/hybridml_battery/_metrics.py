@@ -96,7 +96,12 @@ def _metrics(cd: CellData, folds: list[_Fold], thresholds: dict[str, float]) -> 
             }
     never = [c for c, per in cells.items() if all(v["eol_true"] is None for v in per.values())]
     eol = {"n_cells": len(cells), "n_reach_eol": len(cells) - len(never), "never_reach_eol": never}
-    return {"cells": cells, **summary, "eol": eol}
+    # what the hybrid and its ablations chose on each test cell's training cells
+    choices: dict[str, dict[str, Any]] = {}
+    for f in folds:
+        if getattr(f, "choices", None):
+            choices.setdefault(f.method, {})[f.cell] = f.choices
+    return {"cells": cells, **summary, "eol": eol, "choices": choices}
 
 
 def _curve(cd: CellData, folds: list[_Fold], thresholds: dict[str, float]) -> list[dict[str, Any]]:

@@ -197,6 +197,21 @@ def write_report(
         for name, m in ablations.items():
             what = s.get("ablations", {}).get(name, "")
             lines.append(f"| {name} | {_f(m['rmse_ah'])} | {_f(m['eol_rel_error'])} | {what} |")
+    chosen = (metrics.get("choices") or {}).get("hybrid") or {}
+    if chosen:
+        counts: dict[tuple[float, float], int] = {}
+        for c in chosen.values():
+            k = (float(c["weight"]), float(c["share"]))
+            counts[k] = counts.get(k, 0) + 1
+        what = ", ".join(
+            f"w = {w:g}, lam = {lam:g} for {n} cell(s)" for (w, lam), n in sorted(counts.items())
+        )
+        lines += [
+            "",
+            "The hybrid's choice on the training cells (inner cross-validation): the weight "
+            "`w` of the network-corrected physics prior against the fleet forecast and the "
+            f"network's share `lam`: {what}.",
+        ]
     lines += [
         "",
         "`rmse_ah`: RMSE of the capacity after N; `eol_rel_error`: |predicted - true EOL| / "

@@ -554,12 +554,17 @@ def test_quick_run_on_bundled_cells(tmp_path: Path) -> None:
     assert set(metrics["methods"]) == set(methods)
     assert set(metrics["ablations"]) == set(ABLATIONS)
     assert all(math.isfinite(metrics["ablations"][a]["rmse_ah"]) for a in ABLATIONS)
+    # what the hybrid chose on each test cell's training cells: weights of the grids
+    chosen = metrics["choices"]["hybrid"]
+    assert sorted(chosen) == cells
+    assert all(0 <= c["weight"] <= 1 and 0 <= c["share"] <= 1 for c in chosen.values())
 
     consistency = json.loads((out / "consistency.json").read_text())
     assert consistency["passed"]["hybrid"] is True
     report = (out / "report.md").read_text()
     assert "dropped" in report and "| hybrid |" in report and "| fleet |" in report
     assert "3 reach EOL within their data, 1 never do (B0007)" in report
+    assert "The hybrid's choice on the training cells" in report
     # reproducible: the manifest (as `hybridml run` writes it) and the report name the
     # data, the protocol and the seed
     manifest = json.loads((out / "manifest.json").read_text())
