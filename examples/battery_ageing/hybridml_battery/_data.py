@@ -25,6 +25,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -245,7 +246,9 @@ def load_cells(
 
     Warns:
         BatteryDataWarning: for each row dropped because its capacity is missing, NaN,
-            infinite or not positive (the row is counted in :attr:`CellData.dropped`);
+            infinite or not positive, or is a one-cycle dip deeper than any capacity
+            regeneration (below both neighbouring cycles by more than 0.15 A.h for a 2 A.h
+            cell: a measurement artefact) (the row is counted in :attr:`CellData.dropped`);
             once per cell whose first cycle is not 1 (its cycle numbers are taken as
             counted from the cell's first use: N and the EOL cycles refer to them).
     """
@@ -370,6 +373,7 @@ def load_cells(
                     f"file '{path}': cell {cid!r} has cycle {a[1]:g} twice (lines {a[0]} and "
                     f"{b[0]}); keep one row per cell and cycle."
                 )
+        entries = _drop_dips(path, cid, entries, dropped, warn=cells is None or cid in cells)
         if len(entries) < min_points:
             raise DataError(
                 f"file '{path}': cell {cid!r} has {len(entries)} usable row(s); at least "
@@ -404,6 +408,46 @@ def load_cells(
         n_rows=n_rows,
         n_unselected=n_unselected,
     )
+
+
+def _drop_dips(
+    path: Path,
+    cid: str,
+    entries: list[Any],
+    dropped: list[DroppedRow],
+    *,
+    warn: bool,
+) -> list[Any]:
+    """``entries`` (``(line, cycle, capacity, conditions)`` in cycle order) without the
+    one-cycle dips: a capacity below both the previous and the next measured cycle's by
+    more than the largest regeneration step (:data:`REGEN_TOL_AH`, scaled with the cell's
+    :func:`capacity_scale`). A cell cannot lose that much in one cycle and get it back the
+    next; such a row is a measurement artefact (a partial discharge, a logging fault).
+    Each is warned about and counted in ``dropped``."""
+    from ._physics import REFERENCE_AH, REGEN_TOL_AH, capacity_scale
+
+    if len(entries) < 3:
+        return entries
+    cap = np.array([e[2] for e in entries], dtype=float)
+    tol = REGEN_TOL_AH * capacity_scale(cap) / REFERENCE_AH
+    depth = np.minimum(cap[:-2], cap[2:]) - cap[1:-1]
+    dips = set((np.flatnonzero(depth > tol) + 1).tolist())
+    for i in sorted(dips):
+        line, cyc, q = entries[i][0], entries[i][1], entries[i][2]
+        reason = (
+            f"capacity_ah {q:g} is {depth[i - 1]:.3g} A.h below both neighbouring cycles, a "
+            f"one-cycle dip larger than any capacity regeneration ({tol:g} A.h): a "
+            "measurement artefact"
+        )
+        if warn:
+            warnings.warn(
+                f"file '{path}', line {line} (cell {cid!r}), cycle {cyc:g}: {reason}; the row "
+                "is dropped (counted in the report).",
+                BatteryDataWarning,
+                stacklevel=3,
+            )
+        dropped.append(DroppedRow(line, cid, cyc, reason))
+    return [e for i, e in enumerate(entries) if i not in dips]
 
 
 def _check_cycle(where: str, cycle: float) -> None:

@@ -11,11 +11,9 @@ import numpy as np
 from ._data import CellData
 from ._folds import _eol, _Fold
 from ._methods import ABLATIONS, METHODS
-from ._physics import REFERENCE_AH
+from ._physics import REFERENCE_AH, REGEN_TOL_AH
 
-# largest capacity regeneration step seen in the NASA data (README: 20-150 mAh): a
-# predicted rise up to this size is physical, a larger one is not
-REGEN_TOL_AH = 0.15
+__all__ = ["REGEN_TOL_AH"]
 
 
 def _mean(values: Sequence[float | None]) -> float | None:

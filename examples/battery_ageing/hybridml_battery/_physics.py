@@ -54,6 +54,9 @@ _EXPERIMENT = (
 #: divided by this (1 for cells of 1.4-2.8 A.h, so the NASA results are those the
 #: thresholds were calibrated on).
 REFERENCE_AH = 2.0
+#: largest capacity regeneration step seen in the NASA data (README: 20-150 mAh) for a cell
+#: of :data:`REFERENCE_AH`: a rise up to this size is physical, a larger one is not
+REGEN_TOL_AH = 0.15
 
 
 @dataclass(frozen=True)

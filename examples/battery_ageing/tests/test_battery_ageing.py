@@ -67,6 +67,21 @@ def test_nan_capacity_is_warned_dropped_and_counted(tmp_path: Path) -> None:
     assert 8.0 not in data.cells["C0"].cycle
 
 
+def test_one_cycle_dip_deeper_than_regeneration_is_dropped_and_counted(tmp_path: Path) -> None:
+    rows = _cells()
+    # line 12, cell C0, cycle 11: 0.5 A.h below both neighbours and back the next cycle (a
+    # partial discharge); a 2 A.h cell regenerates at most 0.15 A.h
+    rows[10][2] = float(rows[10][2]) - 0.5
+    # a smaller dip, within what regeneration could undo, is kept
+    rows[20][2] = float(rows[20][2]) - 0.1
+    path = _write(tmp_path / "d.csv", rows)
+    with pytest.warns(BatteryDataWarning, match=r"line 12 \(cell 'C0'\), cycle 11: .* one-cycle"):
+        data = load_cells(path)
+    assert [(d.cell_id, d.line) for d in data.dropped] == [("C0", 12)]
+    assert "measurement artefact" in data.dropped[0].reason
+    assert 11.0 not in data.cells["C0"].cycle and 21.0 in data.cells["C0"].cycle
+
+
 def test_duplicated_cell_cycle_names_both_lines(tmp_path: Path) -> None:
     rows = _cells()
     rows.append(["C1", 3, 1.9])  # C1 cycle 3 is already on line 34
