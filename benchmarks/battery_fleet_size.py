@@ -39,9 +39,8 @@ cells); the table and the plot show the median over the sets and their range (mi
 ``nn`` is compared with the hybrid on the test cells both were run on
 (``hybrid_on_nn_cells`` in the JSON).
 
-Cost: a 3-draw run with ``nn`` on 1 test cell took about 1000 s of CPU (both fleets);
-the defaults (5 draws, ``nn`` on 2 test cells) need about twice that, estimated 15-20 min
-with ``--jobs 2`` on two free cores. The hybrid's cost grows with the size of the set (its
+Cost: the JSON records the run's wall time and its jobs' CPU time (figures of a full run
+are in ``docs/examples/battery-ageing.md``). The hybrid's cost grows with the size of the set (its
 inner folds); ``nn``'s with the number of sets times its test cells. ``--replot`` merges
 the JSONs of several runs (e.g. one per fleet, run side by side, or a rerun of some
 sizes with the same draws: the draws depend only on ``--seed``, ``--draws`` and the sizes
