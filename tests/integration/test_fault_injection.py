@@ -98,8 +98,15 @@ def test_killed_run_resumes_to_the_outputs_of_an_uninterrupted_run(tmp_path: Pat
     ckpt = progress / "checkpoint.pt"
     rng = np.random.default_rng(18)  # the kill points: seeded, so a failure can be rerun
 
-    def writing() -> bool:
-        return any((p / "predictions.csv").exists() for p in tmp_path.glob("run.partial-*"))
+    def writing(before: frozenset[Path] = frozenset()) -> bool:
+        """This run is writing: predictions.csv is in a partial run folder that is not one
+        of ``before`` (a killed run's partial folder stays until the next run removes it,
+        and on a fast machine the run before may have been killed while writing)."""
+        return any(
+            (p / "predictions.csv").exists()
+            for p in tmp_path.glob("run.partial-*")
+            if p not in before
+        )
 
     kills: list[tuple[str, int]] = []  # (stage, the step saved when the run was killed)
     resumed: list[int] = []
@@ -107,17 +114,18 @@ def test_killed_run_resumes_to_the_outputs_of_an_uninterrupted_run(tmp_path: Pat
     # writing: once predictions.csv is in the partial run folder (figures follow)
     for stage in ("training", "training", "writing"):
         saved = _step(ckpt) if ckpt.exists() else -1
+        before = frozenset(tmp_path.glob("run.partial-*"))
         proc = _start(config, out)
         if stage == "training":
             reached = _wait(proc, lambda s=saved: ckpt.exists() and _step(ckpt) > s)
             delay = rng.uniform(0.0, 0.2)  # 100+ steps remain: training still, even if fast
         else:
-            reached = _wait(proc, writing)
+            reached = _wait(proc, lambda b=before: writing(b))
             delay = rng.uniform(0.0, 0.05)  # writing the figures takes longer on any machine
         assert reached, f"the run ended before the {stage} kill point"
         time.sleep(delay)
         assert proc.poll() is None, f"the run ended within {delay:.2f} s of the kill point"
-        in_writing = writing()
+        in_writing = writing(before)
         err = _kill(proc)
         kills.append(("writing" if in_writing else "training", _step(ckpt)))
         if saved >= 0:  # this run resumed the step the previous one had saved

