@@ -9,15 +9,11 @@ __all__ = ["add_battery_parser", "main"]
 
 
 def _run(args: argparse.Namespace) -> int:
-    import torch
-
+    from ._folds import _one_torch_thread
     from ._study import run_battery_ageing
 
-    # The study trains many tiny networks: one torch thread is faster than several (and far
-    # faster on a busy machine). This is the command's process, so set it here and restore.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    # This is the command's process: one torch thread for the study, restored after
+    with _one_torch_thread():
         result = run_battery_ageing(
             args.data,
             dataset=args.dataset,
@@ -37,8 +33,6 @@ def _run(args: argparse.Namespace) -> int:
             known_curve=_curve(args.curve),
             save_model=args.save_model,
         )
-    finally:
-        torch.set_num_threads(threads)
     print(f"outputs in {result.out} ({result.seconds:.0f} s); methods (mean over cells):")
     print(result.summary())
     passed = result.consistency["passed"].get("hybrid")

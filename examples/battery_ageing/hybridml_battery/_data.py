@@ -334,14 +334,8 @@ def load_cells(
         elif cap <= 0:
             reason = f"capacity_ah is {cap:g} (not positive)"
         if reason is not None:
-            if cells is None or cell in cells:
-                warnings.warn(
-                    f"{where}, cycle {cyc:g}: {reason}; the row is dropped (counted in the "
-                    "report).",
-                    BatteryDataWarning,
-                    stacklevel=2,
-                )
-            dropped.append(DroppedRow(line, cell, cyc, reason))
+            selected = cells is None or cell in cells
+            _drop(dropped, where, DroppedRow(line, cell, cyc, reason), cyc, selected, 1)
             continue
         assert cap is not None
         cond = {n: v for n, v in values.items() if n in OPTIONAL_COLUMNS and v is not None}
@@ -410,6 +404,20 @@ def load_cells(
     )
 
 
+def _drop(
+    dropped: list[DroppedRow], where: str, row: DroppedRow, cycle: float, warn: bool, depth: int
+) -> None:
+    """Count a dropped row, and warn about it when ``warn`` (its cell was selected);
+    ``depth``: how many calls below the user's call of :func:`load_cells` this is."""
+    if warn:
+        warnings.warn(
+            f"{where}, cycle {cycle:g}: {row.reason}; the row is dropped (counted in the report).",
+            BatteryDataWarning,
+            stacklevel=2 + depth,
+        )
+    dropped.append(row)
+
+
 def _drop_dips(
     path: Path,
     cid: str,
@@ -433,20 +441,14 @@ def _drop_dips(
     depth = np.minimum(cap[:-2], cap[2:]) - cap[1:-1]
     dips = set((np.flatnonzero(depth > tol) + 1).tolist())
     for i in sorted(dips):
-        line, cyc, q = entries[i][0], entries[i][1], entries[i][2]
+        line, cyc, q = entries[i][:3]
         reason = (
             f"capacity_ah {q:g} is {depth[i - 1]:.3g} A.h below both neighbouring cycles, a "
             f"one-cycle dip larger than any capacity regeneration ({tol:g} A.h): a "
             "measurement artefact"
         )
-        if warn:
-            warnings.warn(
-                f"file '{path}', line {line} (cell {cid!r}), cycle {cyc:g}: {reason}; the row "
-                "is dropped (counted in the report).",
-                BatteryDataWarning,
-                stacklevel=3,
-            )
-        dropped.append(DroppedRow(line, cid, cyc, reason))
+        where = f"file '{path}', line {line} (cell {cid!r})"
+        _drop(dropped, where, DroppedRow(line, cid, cyc, reason), cyc, warn, 2)
     return [e for i, e in enumerate(entries) if i not in dips]
 
 

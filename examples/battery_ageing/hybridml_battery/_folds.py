@@ -4,9 +4,10 @@ known points, its predictions after N, end of life and interval (a job of
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,17 +101,27 @@ def _check_window(cd: CellData, cell: Cell, window: Window) -> None:
         )
 
 
-def _run_fold_job(
-    job: FoldJob, *, library: FadeLibrary, nets: NetSettings, seed: int
-) -> list[_Fold]:
-    """Every test cell of one fold at one N (a job of :func:`run_jobs`; runs in a worker
-    process with ``--jobs``). Torch runs on one thread here, as the command does (the
-    study trains many tiny networks: one thread is faster and the same in every process)."""
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Torch on one thread inside, the caller's setting restored after: the study trains
+    many tiny networks, for which one thread is faster (and far faster on a busy machine)
+    and the same in every process."""
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_fold_job(
+    job: FoldJob, *, library: FadeLibrary, nets: NetSettings, seed: int
+) -> list[_Fold]:
+    """Every test cell of one fold at one N (a job of :func:`run_jobs`; runs in a worker
+    process with ``--jobs``), torch on one thread (:func:`_one_torch_thread`)."""
+    with _one_torch_thread():
         window = Window(float(job.known_cycles), job.every)
         train = [job.cells[k] for k in job.train_ids]
         memo: dict[Any, Any] = {}  # the fold's choices on its training cells, shared
@@ -121,8 +132,6 @@ def _run_fold_job(
                 test, train, window, thr, library, nets, seed, job.main, memo, job.thresholds
             )
         return out
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run_fold(

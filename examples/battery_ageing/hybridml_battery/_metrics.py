@@ -100,7 +100,7 @@ def _metrics(cd: CellData, folds: list[_Fold], thresholds: dict[str, float]) -> 
     # what the hybrid and its ablations chose on each test cell's training cells
     choices: dict[str, dict[str, Any]] = {}
     for f in folds:
-        if getattr(f, "choices", None):
+        if f.choices:
             choices.setdefault(f.method, {})[f.cell] = f.choices
     return {"cells": cells, **summary, "eol": eol, "choices": choices}
 

@@ -137,7 +137,7 @@ def load_hybrid(path: str | os.PathLike[str]) -> FleetHybridMethod:
 
     from ._data import Cell
     from ._fleet import FleetConfig
-    from ._hybrid import FleetHybridMethod, _FoldModel, _Parts
+    from ._hybrid import FleetHybridMethod, _FoldModel
     from ._identify import FleetPrior
     from ._methods import NetSettings, Window
     from ._physics import FadeLibrary
@@ -191,12 +191,13 @@ def load_hybrid(path: str | os.PathLike[str]) -> FleetHybridMethod:
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         why = f"{type(exc).__name__}: {exc}"
         raise ModelFileError(f"{what}: '{path}' is damaged ({why}).") from None
-    other = {k: v for k, v in saved.items() if _versions().get(k) != v}
+    now = _versions()
+    other = {k: v for k, v in saved.items() if now.get(k) != v}
     if other:
         warnings.warn(
             f"{what}: '{path}' was saved with "
             + ", ".join(f"{k} {v}" for k, v in sorted(other.items()))
-            + f"; this is {', '.join(f'{k} {v}' for k, v in sorted(_versions().items()))}. "
+            + f"; this is {', '.join(f'{k} {v}' for k, v in sorted(now.items()))}. "
             "It loads as saved; refit it if the forecasts look different.",
             ModelFileWarning,
             stacklevel=3,
@@ -226,9 +227,8 @@ def load_hybrid(path: str | os.PathLike[str]) -> FleetHybridMethod:
         with tempfile.TemporaryDirectory() as tmp:
             torch.save(payload["network"], Path(tmp) / "network.pt")
             ensemble = BatchedEnsemble.load(Path(tmp) / "network.pt")
-    parts = _Parts(method.parts.physics, method.parts.fleet, method.parts.network)
     method.fold_ = _FoldModel.restored(
-        cells, window, parts, library, (fp, cfg), float(fit["life"]), ensemble
+        cells, window, method.parts, library, (fp, cfg), float(fit["life"]), ensemble
     )
     method.train_ = tuple(cells)
     method.weight_, method.shrink_ = float(fit["weight"]), float(fit["shrink"])

@@ -17,7 +17,7 @@ from hybridml import DataError, InvalidArgumentError, RunFolder
 from ._calibration import CALIBRATION, COVERAGE
 from ._data import check_eol_thresholds, load_cells
 from ._datasets import DATASETS, bundled_dataset
-from ._folds import _check_window, _Fold, _run_fold_job
+from ._folds import _check_window, _Fold, _make, _one_torch_thread, _run_fold_job
 from ._identify import REGEN_MIN_AH, REGEN_TAUS
 from ._methods import ABLATION_NOTES, ABLATIONS, METHODS, NetSettings, Window, _window_problem
 from ._metrics import _consistency, _curve, _metrics
@@ -103,17 +103,12 @@ def _fit_on_all(
     thresholds: dict[str, float],
 ) -> FleetHybridMethod:
     """The study's ``hybrid`` fitted on every cell (torch on one thread, as a fold job)."""
-    import torch
-
     from ._hybrid import FleetHybridMethod
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        method = FleetHybridMethod(library, nets, seed, eol_thresholds=thresholds)
+    with _one_torch_thread():
+        method = _make("hybrid", library, nets, seed, eol=thresholds)
+        assert isinstance(method, FleetHybridMethod)
         return method.fit_fleet(list(cd.cells.values()), window)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def run_battery_ageing(
