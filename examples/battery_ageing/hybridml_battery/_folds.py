@@ -46,7 +46,7 @@ class _Fold:
     upper: np.ndarray | None
     eol_pred: float | None
     q: float | None = None
-    choices: dict[str, float] | None = None  # what the method chose on the training cells
+    choices: dict[str, float | str] | None = None  # what it chose on the training cells
 
 
 def _eol(cycles: np.ndarray, capacity: np.ndarray, threshold: float) -> float | None:

@@ -26,24 +26,31 @@ The forecast blends the network-corrected prior with the fleet forecast,
     ``q0 (w (p(k) + lam * mean correction) + (1 - w) f(k))``,
 
 with the network's share ``lam`` (of :data:`SHRINK_GRID`) and the weight ``w`` of the
-corrected prior (of :data:`WEIGHT_GRID`) both chosen by an inner cross-validation over the
-training cells (leave one cell out up to 10 cells, 5 folds by cell above): each inner fold
-trains the network on the other folds' cells and forecasts its own. Each candidate
-``(w, lam)`` is scored per held-out cell by its RMSE after N plus, where the cell reaches
-its end of life in its data and the thresholds are given, its relative EOL error, each
-relative to the physics prior's mean over the held-out cells (so both goals weigh the
-same). The best candidate is used only if it beats the physics alone (``w = 1, lam = 0``)
-in a one-sided paired t-test over the held-out cells at 90 %; then the simplest candidate
-within one standard error of the best (least network, then closest to the physics; see
+corrected prior (of :data:`WEIGHT_GRID`). The candidates (:class:`Candidate`) also include
+the **window's own prior** ``p0(k)``: the fade library identified from the cell's window
+with a flat time-scale prior (the ``physics`` baseline), alone or blended with the fleet
+forecast as ``w p0(k) + (1 - w) f(k)``: where the training cells' time scales are a poor
+prior for a new cell (cells of varied conditions, few of them), calibrated PyBaMM on the
+window alone can be the better forecast.
+
+The candidate is chosen by an inner cross-validation over the training cells (leave one
+cell out up to 10 cells, 5 folds by cell above): each inner fold trains the network on
+the other folds' cells and forecasts its own. Each candidate is scored per held-out cell
+by its RMSE after N plus, where the cell reaches its end of life in its data and the
+thresholds are given, its relative EOL error, each relative to the physics prior's mean
+over the held-out cells (so both goals weigh the same). The best candidate is used only if
+it beats the physics prior alone (``p``, the default) in a one-sided paired t-test over
+the held-out cells at 90 %; then the simplest candidate within one standard error of the
+best (least network, then closest to the physics, then the own prior; see
 :func:`_guarded_choice`). With few training cells the inner folds rarely show that
-anything beats the physics and the forecast stays with it; with a large fleet the fleet
-forecast and the network take over, as far as they earn it on the training cells.
+anything beats the physics prior and the forecast stays with it; with a large fleet the
+fleet forecast and the network take over, as far as they earn it on the training cells.
 The same inner forecasts calibrate the 90 % interval (grouped by cell, with
 :func:`hybridml.conformal_calibration`; pooled points when there are fewer than 10 cells).
 The predictive scale combines the members' spread of the correction with the spread of
 the fleet's neighbours (or of the physics prior, without the fleet) and a 0.01 A.h floor.
 
-The ablations switch parts off: ``hybrid-no-network`` blends the prior and the fleet
+The ablations switch parts off: ``hybrid-no-network`` blends the priors and the fleet
 forecast without a network (``lam = 0``); ``hybrid-no-physics`` learns the error of the
 fleet forecast without the physics prior; ``hybrid-no-fleet`` learns the physics prior's
 error without the fleet forecast; ``physics-fleet`` is the prior alone.
@@ -54,7 +61,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -62,11 +69,11 @@ from ._baselines import _SIGMA0, _eligible, _memo_key, _memoised
 from ._calibration import _conformal_q
 from ._data import Cell
 from ._fleet import FleetConfig, FleetMethod
-from ._identify import FleetPrior, PhysicsPrior, fleet_prior, identify
+from ._identify import REGEN_TAU_DEFAULT, FleetPrior, PhysicsPrior, fleet_prior, identify
 from ._methods import SHRINK_GRID, Method, NetSettings, Window
 from ._physics import FadeLibrary
 
-__all__ = ["WEIGHT_GRID", "FleetHybridMethod"]
+__all__ = ["WEIGHT_GRID", "Candidate", "FleetHybridMethod"]
 
 #: weights of the network-corrected prior against the fleet forecast the hybrid chooses from
 WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -75,6 +82,21 @@ _ROWS_PER_CELL = 30  # future points of a training cell the network trains on (e
 _INNER_LOO_MAX = 10  # inner folds: leave one training cell out up to this many cells ...
 _INNER_FOLDS = 5  # ... else this many folds by cell
 _MIN_GROUPS = 10  # grouped conformal calibration from this many cells; pooled points below
+
+
+class Candidate(NamedTuple):
+    """One forecast the hybrid's inner cross-validation chooses from:
+    ``w (base + share * correction) + (1 - w) fleet``.
+
+    ``prior`` names the physics prior in ``base``: ``"fleet"``, the prior whose time scale
+    comes from the training cells (the network corrects this one), or ``"own"``, the prior
+    identified from the cell's window alone (a flat time-scale prior, as the ``physics``
+    baseline; never corrected, so its ``share`` is 0).
+    """
+
+    prior: str
+    weight: float
+    share: float
 
 
 @dataclass(frozen=True)
@@ -87,13 +109,15 @@ class _View:
     slope: float
     prior: PhysicsPrior | None
     fleet: FleetMethod | None
+    own: PhysicsPrior | None = None
 
-    def physics(self, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def physics(self, k: np.ndarray, own: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """The prior's normalised forecast (with the window's regeneration transients) and
-        its standard deviation."""
-        assert self.prior is not None
-        mean, sd = self.prior.members(k)
-        return (mean + self.prior.transient(k)) / self.q0, sd / self.q0
+        its standard deviation (``own``: of the prior identified from the window alone)."""
+        prior = self.own if own else self.prior
+        assert prior is not None
+        mean, sd = prior.members(k)
+        return (mean + prior.transient(k)) / self.q0, sd / self.q0
 
     def fleet_forecast(self, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The fleet's normalised forecast and its neighbours' spread."""
@@ -124,6 +148,7 @@ class _Parts:
     physics: bool
     fleet: bool
     network: bool = True
+    own: bool = False  # also the physics prior identified from the window alone
 
 
 @dataclass(frozen=True)
@@ -131,24 +156,31 @@ class _Forecast:
     """The hybrid's pieces at some cycles, normalised by ``q0``: the base the network
     corrects (the prior, or the fleet forecast without the physics), the other base (the
     fleet forecast when the base is the prior; None otherwise), each member's correction
-    ``(n_members, n)`` and the bases' own spread."""
+    ``(n_members, n)``, the bases' own spread and the prior identified from the window
+    alone (None: not used)."""
 
     base: np.ndarray
     other: np.ndarray | None
     corr: np.ndarray
     spread: np.ndarray
+    own: np.ndarray | None = None
 
-    def mean(self, w: float, lam: float) -> np.ndarray:
-        """``w (base + lam * mean correction) + (1 - w) other``."""
-        m = self.base + lam * self.corr.mean(axis=0)
-        if w == 1.0 or self.other is None:
+    def mean(self, c: Candidate) -> np.ndarray:
+        """``w (base + share * mean correction) + (1 - w) other`` (``base``: the window's
+        own prior for ``c.prior == "own"``)."""
+        if c.prior == "own":
+            assert self.own is not None
+            m = self.own
+        else:
+            m = self.base + c.share * self.corr.mean(axis=0)
+        if c.weight == 1.0 or self.other is None:
             return m
-        return w * m + (1.0 - w) * self.other
+        return c.weight * m + (1.0 - c.weight) * self.other
 
-    def sd(self, w: float, lam: float, q0: float) -> np.ndarray:
+    def sd(self, c: Candidate, q0: float) -> np.ndarray:
         """Predictive scale (normalised): the members' spread of the correction used, the
         bases' spread and the measurement floor."""
-        wl = (w if self.other is not None else 1.0) * lam
+        wl = (c.weight if self.other is not None else 1.0) * c.share
         return np.sqrt(wl**2 * self.corr.var(axis=0) + self.spread**2 + (_SIGMA0 / q0) ** 2)
 
 
@@ -238,6 +270,7 @@ class _FoldModel:
             tuple(sorted(c.cell_id for c in others)),
             fp is not None,
             cfg is not None,
+            self.parts.own,
         )
         return _memoised(self.memo, key, lambda: self._view(others, cell))
 
@@ -257,7 +290,12 @@ class _FoldModel:
         fleet = None
         if cfg is not None:
             fleet = FleetMethod([cfg]).fit(others, cell, self.window)
-        return _View(q0, level, slope, prior, fleet)
+        flat = None
+        if self.parts.own:
+            flat = identify(
+                self.library, cell.cycle[m], cell.capacity[m], regen_tau=REGEN_TAU_DEFAULT
+            )
+        return _View(q0, level, slope, prior, fleet, flat)
 
     def features(self, view: _View, k: np.ndarray) -> tuple[np.ndarray, _Forecast]:
         """Network inputs at cycles ``k`` and the forecast's pieces there (the correction
@@ -280,7 +318,8 @@ class _FoldModel:
                 other = f
         if base is None or spread is None:  # no part: the window's level, flat
             base, spread = np.full(h.shape, view.level), np.zeros(h.shape)
-        return np.column_stack(cols), _Forecast(base, other, np.zeros((1, h.size)), spread)
+        own = view.physics(k, own=True)[0] if view.own is not None else None
+        return np.column_stack(cols), _Forecast(base, other, np.zeros((1, h.size)), spread, own)
 
     def forecast(self, view: _View, k: np.ndarray) -> _Forecast:
         """The forecast's pieces at cycles ``k``, with each member's correction."""
@@ -288,7 +327,7 @@ class _FoldModel:
         if self.ensemble is None:
             return fc
         corr = self.ensemble.member_predictions(x)[..., 0]
-        return _Forecast(fc.base, fc.other, corr, fc.spread)
+        return _Forecast(fc.base, fc.other, corr, fc.spread, fc.own)
 
 
 def _fleet_setting(
@@ -358,16 +397,16 @@ def _first_crossing(grid: np.ndarray, mean: np.ndarray, threshold: float) -> flo
     return float(grid[i - 1] + t * (grid[i] - grid[i - 1]))
 
 
-def _held_scores(h: _Held, w: float, lam: float) -> tuple[float, float | None]:
+def _held_scores(h: _Held, c: Candidate) -> tuple[float, float | None]:
     """RMSE after N [A.h] and relative EOL error (None: the cell does not reach EOL, or
-    no thresholds) of candidate ``(w, lam)`` on a held-out cell, as the study scores a
-    test cell (EOL searched up to 3x the cell's last cycle, else that bound)."""
-    rmse = h.q0 * float(np.sqrt(np.mean((h.fc.mean(w, lam) - h.y) ** 2)))
+    no thresholds) of candidate ``c`` on a held-out cell, as the study scores a test cell
+    (EOL searched up to 3x the cell's last cycle, else that bound)."""
+    rmse = h.q0 * float(np.sqrt(np.mean((h.fc.mean(c) - h.y) ** 2)))
     if h.threshold is None or h.eol_true is None:
         return rmse, None
     pred = h.eol_known
     if pred is None:
-        pred = _first_crossing(h.grid, h.fc_grid.mean(w, lam), h.threshold)
+        pred = _first_crossing(h.grid, h.fc_grid.mean(c), h.threshold)
     if pred is None:
         pred = float(h.grid[-1])
     return rmse, abs(pred - h.eol_true) / h.eol_true
@@ -387,6 +426,11 @@ class FleetHybridMethod(Method):
             ``(0.0,)`` trains no network.
         weights: the weights of the corrected prior against the fleet forecast it chooses
             from (only with both ``physics`` and ``fleet``; ``(1.0,)``: no blending).
+        own_physics: also choose from the physics prior identified from the cell's window
+            alone (a flat time-scale prior, as the ``physics`` baseline), alone or blended
+            with the fleet forecast (not corrected by the network); like every candidate
+            other than the physics prior alone, it is used only if the inner folds show
+            that it helps. Only with ``physics``.
         eol_thresholds: the end-of-life capacity [A.h] of the training cells, by cell id:
             the inner cross-validation then scores the candidates on the EOL error too
             (None: on the RMSE only). A cell missing from it is scored on its RMSE only.
@@ -397,9 +441,9 @@ class FleetHybridMethod(Method):
     ``fit(train, test, window)`` is :meth:`fit_fleet` then :meth:`apply`; a fitted hybrid
     can be saved (:meth:`save`) and loaded to forecast new cells (:meth:`load`).
 
-    After ``fit``: ``weight_`` and ``shrink_`` (the chosen ``w`` and ``lam``), ``q_`` (the
-    interval multiplier), ``inner_rmse_`` and ``inner_eol_`` (each candidate's mean inner
-    RMSE [A.h] and relative EOL error, keyed by ``(w, lam)``).
+    After ``fit``: ``choice_`` (the chosen :class:`Candidate`), ``q_`` (the interval
+    multiplier), ``inner_rmse_`` and ``inner_eol_`` (each candidate's mean inner RMSE
+    [A.h] and relative EOL error, keyed by :class:`Candidate`).
     """
 
     def __init__(
@@ -412,6 +456,7 @@ class FleetHybridMethod(Method):
         fleet: bool = True,
         shrink: Sequence[float] = SHRINK_GRID,
         weights: Sequence[float] = WEIGHT_GRID,
+        own_physics: bool = True,
         eol_thresholds: Mapping[str, float] | None = None,
         memo: dict[Any, Any] | None = None,
         name: str = "hybrid",
@@ -421,15 +466,32 @@ class FleetHybridMethod(Method):
         self.seed = seed
         self.shrink = tuple(float(s) for s in shrink)
         self.weights = tuple(float(w) for w in weights) if physics and fleet else (1.0,)
-        self.parts = _Parts(physics, fleet, network=any(s > 0 for s in self.shrink))
+        self.parts = _Parts(
+            physics, fleet, network=any(s > 0 for s in self.shrink), own=physics and own_physics
+        )
         self.eol_thresholds = dict(eol_thresholds) if eol_thresholds is not None else None
         self.memo = memo
         self.name = name
 
-    def candidates(self) -> list[tuple[float, float]]:
-        """The ``(w, lam)`` pairs the inner cross-validation chooses from (with ``w = 0``
-        the correction is not used, so only ``lam = 0``)."""
-        return [(w, lam) for w in self.weights for lam in self.shrink if w > 0 or lam == 0]
+    def candidates(self) -> list[Candidate]:
+        """The forecasts the inner cross-validation chooses from: every weight ``w`` and
+        share ``lam`` of the corrected prior (with ``w = 0`` the correction is not used, so
+        only ``lam = 0``) and, with ``own_physics``, the window's own prior blended with
+        the fleet at each ``w > 0``."""
+        out = [
+            Candidate("fleet", w, lam)
+            for w in self.weights
+            for lam in self.shrink
+            if w > 0 or lam == 0
+        ]
+        if self.parts.own:
+            out += [Candidate("own", w, 0.0) for w in self.weights if w > 0]
+        return out
+
+    def default(self) -> Candidate:
+        """The candidate kept unless the inner folds show that another one helps: the
+        physics prior alone (the fleet forecast alone without the physics)."""
+        return Candidate("fleet", 1.0, 0.0)
 
     def fit(self, train: Sequence[Cell], test: Cell, window: Window) -> FleetHybridMethod:
         """Train the fold's network and choose its weights (once per fold,
@@ -458,7 +520,7 @@ class FleetHybridMethod(Method):
         )
         (
             self.fold_,
-            (self.weight_, self.shrink_),
+            self.choice_,
             self.q_,
             self.inner_rmse_,
             self.inner_eol_,
@@ -550,18 +612,18 @@ class FleetHybridMethod(Method):
         self, train: list[Cell], window: Window, memo: dict[Any, Any]
     ) -> tuple[
         _FoldModel,
-        tuple[float, float],
+        Candidate,
         float | None,
-        dict[tuple[float, float], float],
-        dict[tuple[float, float], float],
+        dict[Candidate, float],
+        dict[Candidate, float],
     ]:
         model = _FoldModel(train, window, self.parts, self.library, self.settings, self.seed, memo)
-        default = (1.0, 0.0)  # the physics alone (the fleet forecast without the physics)
+        default = self.default()
         cands = self.candidates()
         if len(cands) == 1 and not self.parts.network:
             return model, cands[0], None, {}, {}
         if self.parts.network and model.ensemble is None:  # too few cells for a network
-            cands = [c for c in cands if c[1] == 0.0]
+            cands = [c for c in cands if c.share == 0.0]
         held: list[_Held] = []
         for i, (cells, rest) in enumerate(_inner_splits(train, window)):
             sub = _FoldModel(
@@ -577,7 +639,7 @@ class FleetHybridMethod(Method):
             held += [self._held(sub, rest, cell) for cell in cells]
         if not held:
             return model, default, None, {}, {}
-        scores = {c: [_held_scores(h, *c) for h in held] for c in cands}
+        scores = {c: [_held_scores(h, c) for h in held] for c in cands}
         rmse = {c: np.array([r for r, _ in v]) for c, v in scores.items()}
         eol = {
             c: np.array([e if e is not None else np.nan for _, e in v]) for c, v in scores.items()
@@ -590,10 +652,15 @@ class FleetHybridMethod(Method):
             c: rmse[c] / r0 + (np.where(has_eol, eol[c], 0.0) / e0 if e0 is not None else 0.0)
             for c in cands
         }
-        choice = _guarded_choice(per_cell, default, key=lambda c: (c[0] * c[1], 1.0 - c[0]))
+
+        # simplest first: least network, then closest to the physics, then the own prior
+        def key(c: Candidate) -> tuple[float, float, bool]:
+            return (c.weight * c.share, 1.0 - c.weight, c.prior != "own")
+
+        choice = _guarded_choice(per_cell, default, key=key)
         sc, groups = [], []
         for h in held:
-            sc.append(np.abs(h.y - h.fc.mean(*choice)) / h.fc.sd(*choice, h.q0))
+            sc.append(np.abs(h.y - h.fc.mean(choice)) / h.fc.sd(choice, h.q0))
             groups += [h.cell] * h.y.size
         # grouped by cell from _MIN_GROUPS cells; pooled points below (too few cells to
         # certify 90 % by cell)
@@ -607,10 +674,12 @@ class FleetHybridMethod(Method):
         """The interval multiplier calibrated on the inner folds (None: too few)."""
         return self.q_
 
-    def choices(self) -> dict[str, float]:
-        """The weight ``w`` of the corrected prior and the network's share ``lam`` chosen
-        by the inner cross-validation."""
-        return {"weight": self.weight_, "share": self.shrink_}
+    def choices(self) -> dict[str, float | str]:
+        """The prior (``"fleet"`` or ``"own"``, see :class:`Candidate`), the weight ``w``
+        of the (corrected) prior and the network's share ``lam`` chosen by the inner
+        cross-validation."""
+        c = self.choice_
+        return {"prior": c.prior, "weight": c.weight, "share": c.share}
 
     def predict(self, cycles: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """``q0 (w (base + lam * mean correction) + (1 - w) other)`` and the predictive
@@ -618,8 +687,7 @@ class FleetHybridMethod(Method):
         c = np.asarray(cycles, dtype=float)
         view = self.view_
         fc = self.fold_.forecast(view, c)
-        w, lam = self.weight_, self.shrink_
-        return view.q0 * fc.mean(w, lam), view.q0 * fc.sd(w, lam, view.q0)
+        return view.q0 * fc.mean(self.choice_), view.q0 * fc.sd(self.choice_, view.q0)
 
 
 _K = TypeVar("_K", bound=Hashable)

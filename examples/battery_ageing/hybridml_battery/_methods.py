@@ -151,7 +151,7 @@ class Method:
         (:mod:`._calibration`)."""
         return None
 
-    def choices(self) -> dict[str, float] | None:
+    def choices(self) -> dict[str, float | str] | None:
         """What the method chose on its training cells, for the report (None: nothing)."""
         return None
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 __all__: list[str] = []
 
 FORMAT = "hybridml-battery.FleetHybridMethod"
-VERSION = 1
+VERSION = 2
 
 
 def _versions() -> dict[str, str]:
@@ -81,19 +81,19 @@ def save_hybrid(method: FleetHybridMethod, path: str | os.PathLike[str]) -> None
             "fleet": method.parts.fleet,
             "shrink": list(method.shrink),
             "weights": list(method.weights),
+            "own_physics": method.parts.own,
             "nets": dataclasses.asdict(method.settings),
             "eol_thresholds": method.eol_thresholds,
         },
         "fitted": {
             "window": {"known_cycles": fold.window.known_cycles, "every": fold.window.every},
-            "weight": method.weight_,
-            "shrink": method.shrink_,
+            "choice": list(method.choice_),
             "q": method.q_,
             "life": fold.life,
             "regen_tau": None if fp is None else fp.regen_tau,
             "fleet_config": None if cfg is None else dataclasses.asdict(cfg),
-            "inner_rmse": [[w, lam, v] for (w, lam), v in method.inner_rmse_.items()],
-            "inner_eol": [[w, lam, v] for (w, lam), v in method.inner_eol_.items()],
+            "inner_rmse": [[*c, v] for c, v in method.inner_rmse_.items()],
+            "inner_eol": [[*c, v] for c, v in method.inner_eol_.items()],
         },
         "library": {"params": list(lib.params), "description": lib.description},
         "cells": [
@@ -137,7 +137,7 @@ def load_hybrid(path: str | os.PathLike[str]) -> FleetHybridMethod:
 
     from ._data import Cell
     from ._fleet import FleetConfig
-    from ._hybrid import FleetHybridMethod, _FoldModel
+    from ._hybrid import Candidate, FleetHybridMethod, _FoldModel
     from ._identify import FleetPrior
     from ._methods import NetSettings, Window
     from ._physics import FadeLibrary
@@ -214,6 +214,7 @@ def load_hybrid(path: str | os.PathLike[str]) -> FleetHybridMethod:
         fleet=bool(s["fleet"]),
         shrink=s["shrink"],
         weights=s["weights"],
+        own_physics=bool(s["own_physics"]),
         eol_thresholds=s["eol_thresholds"],
         name=s["name"],
     )
@@ -231,8 +232,13 @@ def load_hybrid(path: str | os.PathLike[str]) -> FleetHybridMethod:
         cells, window, method.parts, library, (fp, cfg), float(fit["life"]), ensemble
     )
     method.train_ = tuple(cells)
-    method.weight_, method.shrink_ = float(fit["weight"]), float(fit["shrink"])
-    method.q_ = None if fit["q"] is None else float(fit["q"])
-    method.inner_rmse_ = {(w, lam): v for w, lam, v in fit["inner_rmse"]}
-    method.inner_eol_ = {(w, lam): v for w, lam, v in fit["inner_eol"]}
+    try:
+        prior, w, lam = fit["choice"]
+        method.choice_ = Candidate(str(prior), float(w), float(lam))
+        method.q_ = None if fit["q"] is None else float(fit["q"])
+        method.inner_rmse_ = {Candidate(p, w, lam): v for p, w, lam, v in fit["inner_rmse"]}
+        method.inner_eol_ = {Candidate(p, w, lam): v for p, w, lam, v in fit["inner_eol"]}
+    except (KeyError, TypeError, ValueError) as exc:
+        why = f"{type(exc).__name__}: {exc}"
+        raise ModelFileError(f"{what}: '{path}' is damaged ({why}).") from None
     return method

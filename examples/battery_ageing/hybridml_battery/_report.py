@@ -199,18 +199,20 @@ def write_report(
             lines.append(f"| {name} | {_f(m['rmse_ah'])} | {_f(m['eol_rel_error'])} | {what} |")
     chosen = (metrics.get("choices") or {}).get("hybrid") or {}
     if chosen:
-        counts: dict[tuple[float, float], int] = {}
+        counts: dict[tuple[str, float, float], int] = {}
         for c in chosen.values():
-            k = (float(c["weight"]), float(c["share"]))
+            k = (str(c.get("prior", "fleet")), float(c["weight"]), float(c["share"]))
             counts[k] = counts.get(k, 0) + 1
         what = ", ".join(
-            f"w = {w:g}, lam = {lam:g} for {n} cell(s)" for (w, lam), n in sorted(counts.items())
+            f"{p} prior, w = {w:g}, lam = {lam:g} for {n} cell(s)"
+            for (p, w, lam), n in sorted(counts.items())
         )
         lines += [
             "",
-            "The hybrid's choice on the training cells (inner cross-validation): the weight "
-            "`w` of the network-corrected physics prior against the fleet forecast and the "
-            f"network's share `lam`: {what}.",
+            "The hybrid's choice on the training cells (inner cross-validation): the physics "
+            "prior (`fleet`: time scale from the training cells, corrected by the network; "
+            "`own`: from the cell's window alone), its weight `w` against the fleet forecast "
+            f"and the network's share `lam`: {what}.",
         ]
     lines += [
         "",

@@ -583,6 +583,7 @@ def test_quick_run_on_bundled_cells(tmp_path: Path) -> None:
     chosen = metrics["choices"]["hybrid"]
     assert sorted(chosen) == cells
     assert all(0 <= c["weight"] <= 1 and 0 <= c["share"] <= 1 for c in chosen.values())
+    assert all(c["prior"] in ("own", "fleet") for c in chosen.values())
 
     consistency = json.loads((out / "consistency.json").read_text())
     assert consistency["passed"]["hybrid"] is True

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 from hybridml_battery import (
+    Candidate,
     Cell,
     FadeLibrary,
     FleetHybridMethod,
@@ -52,12 +53,19 @@ def test_without_the_networks_share_the_hybrid_is_the_physics_prior() -> None:
     lib = _library()
     cells = _fleet(lib, 4, knee=0.2)
     window = Window(60.0)
-    hyb = FleetHybridMethod(lib, NETS, shrink=(0.0,), weights=(1.0,)).fit(
+    hyb = FleetHybridMethod(lib, NETS, shrink=(0.0,), weights=(1.0,), own_physics=False).fit(
         cells[:3], cells[3], window
     )
     phys = PhysicsMethod(lib, fleet=True).fit(cells[:3], cells[3], window)
     c = cells[3].cycle
     np.testing.assert_allclose(hyb.predict(c)[0], phys.predict(c)[0], rtol=1e-12)
+    # two training cells leave no inner fold (each needs two cells to learn from), so the
+    # hybrid keeps its default, the physics prior alone
+    two = FleetHybridMethod(lib, NETS).fit(cells[:2], cells[3], window)
+    assert two.choice_ == Candidate("fleet", 1.0, 0.0)
+    assert two.choices() == {"prior": "fleet", "weight": 1.0, "share": 0.0}
+    alone = PhysicsMethod(lib, fleet=True).fit(cells[:2], cells[3], window)
+    np.testing.assert_allclose(two.predict(c)[0], alone.predict(c)[0], rtol=1e-12)
     # without the physics, the base is the fleet forecast (the same setting, chosen on
     # the same training cells)
     nop = FleetHybridMethod(lib, NETS, physics=False, shrink=(0.0,)).fit(
@@ -84,8 +92,11 @@ def test_the_network_learns_the_knee_the_physics_lacks_from_a_large_fleet() -> N
     # one network per set of training cells, shared by the fold's test cells
     assert all(m.fold_ is fitted[0].fold_ for m in fitted)
     # 11 training cells: 5 inner folds by cell chose the share and calibrated the interval
-    assert set(fitted[0].inner_rmse_) == {(1.0, s) for s in (0.0, 0.25, 0.5, 0.75, 1.0)}
-    assert fitted[0].shrink_ > 0 and fitted[0].conformal_q() is not None
+    assert set(fitted[0].inner_rmse_) == {
+        Candidate("fleet", 1.0, s) for s in (0.0, 0.25, 0.5, 0.75, 1.0)
+    } | {Candidate("own", 1.0, 0.0)}
+    assert fitted[0].choice_.prior == "fleet" and fitted[0].choice_.share > 0
+    assert fitted[0].conformal_q() is not None
     # the knee (0.3 A.h at cycle 160, after the window) is invisible to a prior identified
     # on cycles <= 60 and the same in every cell: the correction learned from the other
     # cells must recover a good part of it. Noise-free cells; the physics misses by about
@@ -145,18 +156,46 @@ def test_where_the_physics_misses_the_inner_folds_blend_in_the_fleet_forecast() 
         errs["fleet"].append(_rmse(FleetMethod().fit(train, test, window), test, window))
         phys = PhysicsMethod(lib, fleet=True).fit(train, test, window)
         errs["physics"].append(_rmse(phys, test, window))
-    # the candidates: the prior alone, the fleet alone and three blends, scored on RMSE
-    # and on EOL (the held-out cells reach 0.8 x initial capacity)
-    assert set(hyb.inner_rmse_) == {(w, 0.0) for w in (0.0, 0.25, 0.5, 0.75, 1.0)}
+    # the candidates: each prior alone, the fleet alone and three blends of each prior with
+    # the fleet, scored on RMSE and on EOL (the held-out cells reach 0.8 x initial capacity)
+    grid = (0.25, 0.5, 0.75, 1.0)
+    assert set(hyb.inner_rmse_) == {Candidate("fleet", w, 0.0) for w in (0.0, *grid)} | {
+        Candidate("own", w, 0.0) for w in grid
+    }
     assert set(hyb.inner_eol_) == set(hyb.inner_rmse_)
     # the knee is the same in every cell: the fleet forecast is far better than the prior
     # on the held-out training cells, so the guard lets the inner folds move off the prior
     assert np.mean(errs["physics"]) > 2 * np.mean(errs["fleet"])
-    assert hyb.weight_ < 1.0
+    assert hyb.choice_.weight < 1.0
     # ... and the hybrid ends near the fleet, far from the prior (noise-free cells; "within
     # 30 % of the fleet" leaves room for a blend the inner folds preferred)
     assert np.mean(errs["hybrid"]) < 1.3 * np.mean(errs["fleet"])
     assert np.mean(errs["hybrid"]) < 0.5 * np.mean(errs["physics"])
+
+
+def test_where_the_fleets_time_scales_mislead_the_inner_folds_choose_the_windows_own_prior() -> (
+    None
+):
+    lib = _library()
+    # cells along the library's linear shape whose time scales differ by a factor of 4
+    # across the fleet: the other cells' time scales are a poor prior for any one cell,
+    # while its window (noise-free, a clear slope) fixes its own time scale
+    cycle = np.arange(1.0, 161.0)
+    cells = [
+        Cell(f"S{i:02d}", cycle, 2.0 * lib.shape(0, (cycle - 1) / s), np.arange(2, 162))
+        for i, s in enumerate(np.geomspace(4.0, 16.0, 9))
+    ]
+    window = Window(60.0)
+    test = cells.pop(4)  # the middle time scale: the fleet prior's mean is near it
+    memo: dict[Any, Any] = {}
+    hyb = FleetHybridMethod(lib, NETS, shrink=(0.0,), fleet=False, memo=memo)
+    hyb.fit(cells, test, window)
+    # the own prior alone is better on every held-out cell: the guard lets it in
+    assert hyb.choice_ == Candidate("own", 1.0, 0.0)
+    own = hyb.inner_rmse_[Candidate("own", 1.0, 0.0)]
+    assert own < 0.5 * hyb.inner_rmse_[Candidate("fleet", 1.0, 0.0)]
+    alone = PhysicsMethod(lib).fit(cells, test, window)
+    np.testing.assert_allclose(hyb.predict(test.cycle)[0], alone.predict(test.cycle)[0], rtol=1e-12)
 
 
 def test_candidate_choice_is_guarded_by_the_default_and_prefers_the_simplest() -> None:
@@ -206,7 +245,8 @@ def test_a_fitted_hybrid_saves_and_loads_and_forecasts_new_cells_the_same(tmp_pa
     payload = torch.load(path, weights_only=True)
     assert payload["format"] == "hybridml-battery.FleetHybridMethod"
     loaded = FleetHybridMethod.load(path)
-    assert (loaded.weight_, loaded.shrink_, loaded.q_) == (hyb.weight_, hyb.shrink_, hyb.q_)
+    assert (loaded.choice_, loaded.q_) == (hyb.choice_, hyb.q_)
+    assert loaded.inner_rmse_ == hyb.inner_rmse_ and loaded.inner_eol_ == hyb.inner_eol_
     for cell in new:
         k = cell.cycle[cell.cycle > 60]
         a, b = hyb.apply(cell).predict(k), loaded.apply(cell).predict(k)
