@@ -204,7 +204,8 @@ def write_report(
             k = (str(c.get("prior", "fleet")), float(c["weight"]), float(c["share"]))
             counts[k] = counts.get(k, 0) + 1
         what = ", ".join(
-            f"{p} prior, w = {w:g}, lam = {lam:g} for {n} cell(s)"
+            (f"{p} prior, w = {w:g}, lam = {lam:g}" if w > 0 else "the fleet forecast alone")
+            + f" for {n} cell(s)"
             for (p, w, lam), n in sorted(counts.items())
         )
         lines += [
