@@ -46,7 +46,7 @@ class _Fold:
     upper: np.ndarray | None
     eol_pred: float | None
     q: float | None = None
-    choices: dict[str, float | str] | None = None  # what it chose on the training cells
+    choices: dict[str, float | str | bool] | None = None  # what it chose on the training cells
 
 
 def _eol(cycles: np.ndarray, capacity: np.ndarray, threshold: float) -> float | None:
@@ -83,7 +83,7 @@ def _make(
     if name == "physics":
         return PhysicsMethod(library)
     if name == "physics-fleet":
-        return PhysicsMethod(library, fleet=True)
+        return PhysicsMethod(library, fleet=True, memo=memo)
     if name == "linear":
         return LinearMethod(memo=memo)
     if name == "fleet":

@@ -7,7 +7,9 @@ are built from what transfers between cells:
 
 * the **physics prior** ``p(k)``: the PyBaMM fade library identified from the cell's
   window, with the time-scale prior and the regeneration recovery time of the training
-  cells (:func:`.fleet_prior`, :func:`.identify`; the ``physics-fleet`` ablation);
+  cells (:func:`.fleet_prior`, :func:`.identify`; the ``physics-fleet`` ablation). The
+  time-scale prior comes from the training cells of the cell's own operating condition
+  where the training cells show that this predicts them better (:mod:`._matched`);
 * the **fleet forecast** ``f(k)``: the training cells' measured trajectories matched to the
   window (:class:`.FleetMethod`, its setting chosen on the training cells);
 * the cell's **window**: its level at the end of the window and its slope over the window's
@@ -59,21 +61,27 @@ error without the fleet forecast; ``physics-fleet`` is the prior alone.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ._baselines import _SIGMA0, _eligible, _memo_key, _memoised
 from ._calibration import _conformal_q
+from ._choice import _guarded_choice
 from ._data import Cell
 from ._fleet import FleetConfig, FleetMethod
 from ._identify import REGEN_TAU_DEFAULT, FleetPrior, PhysicsPrior, fleet_prior, identify
+from ._matched import choose_matched, prior_for
 from ._methods import SHRINK_GRID, Method, NetSettings, Window
 from ._physics import FadeLibrary
 
 __all__ = ["WEIGHT_GRID", "Candidate", "FleetHybridMethod"]
+
+# the fold's choices made once on its training cells: the fleet prior (its recovery time),
+# the fleet forecast's setting and whether the prior is matched to the cell's condition
+_Setting = tuple[FleetPrior | None, FleetConfig | None, bool]
 
 #: weights of the network-corrected prior against the fleet forecast the hybrid chooses from
 WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -149,6 +157,7 @@ class _Parts:
     fleet: bool
     network: bool = True
     own: bool = False  # also the physics prior identified from the window alone
+    by_condition: bool = False  # may match the prior to the cell's condition
 
 
 @dataclass(frozen=True)
@@ -196,7 +205,7 @@ class _FoldModel:
         settings: NetSettings,
         seed: int,
         memo: dict[Any, Any],
-        fleet_setting: tuple[FleetPrior | None, FleetConfig | None] | None = None,
+        fleet_setting: _Setting | None = None,
     ) -> None:
         self.window, self.parts, self.library, self.memo = window, parts, library, memo
         self.life = float(np.median([c.last_cycle for c in train]))
@@ -248,7 +257,7 @@ class _FoldModel:
         window: Window,
         parts: _Parts,
         library: FadeLibrary,
-        setting: tuple[FleetPrior | None, FleetConfig | None],
+        setting: _Setting,
         life: float,
         ensemble: Any,
     ) -> _FoldModel:
@@ -262,7 +271,7 @@ class _FoldModel:
     def view(self, others: Sequence[Cell], cell: Cell) -> _View:
         """The cell's view with ``others`` as its fleet (memoised: the variants with the
         same parts share it)."""
-        fp, cfg = self.setting
+        fp, cfg, matched = self.setting
         key = (
             "hybrid-view",
             cell.cell_id,
@@ -270,22 +279,18 @@ class _FoldModel:
             tuple(sorted(c.cell_id for c in others)),
             fp is not None,
             cfg is not None,
+            matched,
             self.parts.own,
         )
         return _memoised(self.memo, key, lambda: self._view(others, cell))
 
     def _view(self, others: Sequence[Cell], cell: Cell) -> _View:
-        fp, cfg = self.setting
+        fp, cfg, matched = self.setting
         m = self.window.mask(cell)
         q0, level, slope = _window_summary(cell, self.window)
         prior = None
         if fp is not None:
-            own = fleet_prior(
-                self.library,
-                [(c.cycle, c.capacity) for c in others],
-                True,
-                regen_tau=fp.regen_tau,
-            )
+            own = prior_for(self.library, others, cell, fp.regen_tau, matched)
             prior = identify(self.library, cell.cycle[m], cell.capacity[m], own)
         fleet = None
         if cfg is not None:
@@ -336,15 +341,19 @@ def _fleet_setting(
     parts: _Parts,
     library: FadeLibrary,
     memo: dict[Any, Any],
-) -> tuple[FleetPrior | None, FleetConfig | None]:
+) -> _Setting:
     """The choices made once on the training cells: the fleet prior's recovery time (by
-    leave-one-cell-out, :func:`.fleet_prior`) and the fleet forecast's setting."""
+    leave-one-cell-out, :func:`.fleet_prior`), whether it is matched to the cell's
+    condition (:func:`.choose_matched`) and the fleet forecast's setting."""
     fp = cfg = None
+    matched = False
     if parts.physics:
         fp = fleet_prior(library, [(c.cycle, c.capacity) for c in train], True, window.known_cycles)
+        if parts.by_condition:
+            matched = choose_matched(library, train, window, fp.regen_tau, memo)
     if parts.fleet:
         cfg = FleetMethod(memo=memo).fit(train, train[0], window).config_
-    return fp, cfg
+    return fp, cfg, matched
 
 
 def _inner_splits(train: Sequence[Cell], window: Window) -> list[tuple[list[Cell], list[Cell]]]:
@@ -426,6 +435,10 @@ class FleetHybridMethod(Method):
             ``(0.0,)`` trains no network.
         weights: the weights of the corrected prior against the fleet forecast it chooses
             from (only with both ``physics`` and ``fleet``; ``(1.0,)``: no blending).
+        by_condition: match the physics prior's fleet to the cell's operating condition
+            (the training cells of its ``condition`` only) where the training cells show
+            that it helps (:mod:`hybridml_battery._matched`; chosen once per set of
+            training cells). Only with ``physics``.
         own_physics: also choose from the physics prior identified from the cell's window
             alone (a flat time-scale prior, as the ``physics`` baseline), alone or blended
             with the fleet forecast (not corrected by the network); like every candidate
@@ -457,6 +470,7 @@ class FleetHybridMethod(Method):
         shrink: Sequence[float] = SHRINK_GRID,
         weights: Sequence[float] = WEIGHT_GRID,
         own_physics: bool = True,
+        by_condition: bool = True,
         eol_thresholds: Mapping[str, float] | None = None,
         memo: dict[Any, Any] | None = None,
         name: str = "hybrid",
@@ -467,7 +481,11 @@ class FleetHybridMethod(Method):
         self.shrink = tuple(float(s) for s in shrink)
         self.weights = tuple(float(w) for w in weights) if physics and fleet else (1.0,)
         self.parts = _Parts(
-            physics, fleet, network=any(s > 0 for s in self.shrink), own=physics and own_physics
+            physics,
+            fleet,
+            network=any(s > 0 for s in self.shrink),
+            own=physics and own_physics,
+            by_condition=physics and by_condition,
         )
         self.eol_thresholds = dict(eol_thresholds) if eol_thresholds is not None else None
         self.memo = memo
@@ -674,12 +692,18 @@ class FleetHybridMethod(Method):
         """The interval multiplier calibrated on the inner folds (None: too few)."""
         return self.q_
 
-    def choices(self) -> dict[str, float | str]:
+    def choices(self) -> dict[str, float | str | bool]:
         """The prior (``"fleet"`` or ``"own"``, see :class:`Candidate`), the weight ``w``
         of the (corrected) prior and the network's share ``lam`` chosen by the inner
-        cross-validation."""
+        cross-validation, and whether the fleet prior is matched to the cell's condition
+        (``matched``)."""
         c = self.choice_
-        return {"prior": c.prior, "weight": c.weight, "share": c.share}
+        return {
+            "prior": c.prior,
+            "weight": c.weight,
+            "share": c.share,
+            "matched": self.fold_.setting[2],
+        }
 
     def predict(self, cycles: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """``q0 (w (base + lam * mean correction) + (1 - w) other)`` and the predictive
@@ -688,51 +712,3 @@ class FleetHybridMethod(Method):
         view = self.view_
         fc = self.fold_.forecast(view, c)
         return view.q0 * fc.mean(self.choice_), view.q0 * fc.sd(self.choice_, view.q0)
-
-
-_K = TypeVar("_K", bound=Hashable)
-
-
-def _guarded_choice(
-    per_cell: Mapping[_K, np.ndarray],
-    default: _K,
-    key: Callable[[_K], Any],
-    confidence: float = 0.9,
-) -> _K:
-    """The candidate to use, from each candidate's per-cell inner score (lower is better;
-    the same held-out cells, in the same order, for every candidate).
-
-    A candidate other than ``default`` is used only where the inner folds show that it
-    helps: the best one (lowest mean) must beat ``default`` in a one-sided paired t-test
-    over the held-out cells at ``confidence``; else ``default`` is kept. When it does, the
-    simplest candidate (the smallest ``key``) whose mean is within one standard error (of
-    its paired difference) of the best one's is used. With few cells the inner scores are
-    noisy and the test rarely passes (three cells need an improvement of 1.9 standard
-    errors); with a fleet of tens of cells a consistent improvement passes easily.
-    """
-    from scipy.stats import t as student_t
-
-    order = sorted(per_cell, key=key)
-    best = min(order, key=lambda c: float(per_cell[c].mean()))
-    n = per_cell[best].size
-
-    def se(diff: np.ndarray) -> float:
-        return float(diff.std(ddof=1)) / np.sqrt(n) if n > 1 else 0.0
-
-    if best == default or n < 2:
-        return default
-    gain = per_cell[default] - per_cell[best]
-    if not float(gain.mean()) > float(student_t.ppf(confidence, n - 1)) * se(gain):
-        return default
-    for c in order:
-        diff = per_cell[c] - per_cell[best]
-        if float(diff.mean()) <= se(diff):
-            return c
-    return best
-
-
-def _one_se_choice(per_cell: dict[float, np.ndarray], confidence: float = 0.9) -> float:
-    """The share of the correction from each share's per-cell inner RMSE: the smallest
-    share (no correction) unless a larger one is clearly better (:func:`_guarded_choice`)."""
-    shares = sorted(per_cell)
-    return _guarded_choice(per_cell, shares[0], key=lambda s: s, confidence=confidence)

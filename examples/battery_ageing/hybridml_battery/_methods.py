@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -151,7 +152,7 @@ class Method:
         (:mod:`._calibration`)."""
         return None
 
-    def choices(self) -> dict[str, float | str] | None:
+    def choices(self) -> dict[str, float | str | bool] | None:
         """What the method chose on its training cells, for the report (None: nothing)."""
         return None
 
@@ -177,12 +178,25 @@ class PhysicsMethod(Method):
             (the ``physics`` baseline, "calibrated PyBaMM alone") the time scale has a flat
             prior and the recovery time is :data:`REGEN_TAU_DEFAULT`: nothing but the test
             cell's own known points is used.
+        by_condition: with ``fleet`` (and ``regen``), take the time-scale prior from the
+            training cells of the test cell's condition where the training cells show
+            that it helps (:mod:`hybridml_battery._matched`), as the hybrid does.
+        memo: a dict shared by the test cells of one fold (the matching is chosen once).
     """
 
-    def __init__(self, library: FadeLibrary, regen: bool = True, fleet: bool = False) -> None:
+    def __init__(
+        self,
+        library: FadeLibrary,
+        regen: bool = True,
+        fleet: bool = False,
+        by_condition: bool = True,
+        memo: dict[Any, Any] | None = None,
+    ) -> None:
         self.library = library
         self.regen = regen
         self.fleet = fleet
+        self.by_condition = by_condition
+        self.memo = memo
         self.name = "physics-fleet" if fleet else "physics"
 
     def fit(self, train: Sequence[Cell], test: Cell, window: Window) -> PhysicsMethod:
@@ -191,6 +205,11 @@ class PhysicsMethod(Method):
         if self.fleet:
             cells = [(c.cycle, c.capacity) for c in train]
             fleet = fleet_prior(self.library, cells, self.regen, window.known_cycles)
+            if self.regen and self.by_condition:
+                from ._matched import choose_matched, prior_for
+
+                if choose_matched(self.library, train, window, fleet.regen_tau, self.memo):
+                    fleet = prior_for(self.library, train, test, fleet.regen_tau, True)
             self.prior_ = identify(self.library, test.cycle[m], test.capacity[m], fleet)
         else:
             tau = REGEN_TAU_DEFAULT if self.regen else None

@@ -70,7 +70,7 @@ def save_hybrid(method: FleetHybridMethod, path: str | os.PathLike[str]) -> None
             "window) (or fit_fleet(train, window)) first."
         )
     fold = method.fold_
-    fp, cfg = fold.setting
+    fp, cfg, matched = fold.setting
     cells = list(method.train_)
     lib = method.library
     meta: dict[str, Any] = {
@@ -82,6 +82,7 @@ def save_hybrid(method: FleetHybridMethod, path: str | os.PathLike[str]) -> None
             "shrink": list(method.shrink),
             "weights": list(method.weights),
             "own_physics": method.parts.own,
+            "by_condition": method.parts.by_condition,
             "nets": dataclasses.asdict(method.settings),
             "eol_thresholds": method.eol_thresholds,
         },
@@ -91,6 +92,7 @@ def save_hybrid(method: FleetHybridMethod, path: str | os.PathLike[str]) -> None
             "q": method.q_,
             "life": fold.life,
             "regen_tau": None if fp is None else fp.regen_tau,
+            "matched": matched,
             "fleet_config": None if cfg is None else dataclasses.asdict(cfg),
             "inner_rmse": [[*c, v] for c, v in method.inner_rmse_.items()],
             "inner_eol": [[*c, v] for c, v in method.inner_eol_.items()],
@@ -215,6 +217,7 @@ def load_hybrid(path: str | os.PathLike[str]) -> FleetHybridMethod:
         shrink=s["shrink"],
         weights=s["weights"],
         own_physics=bool(s["own_physics"]),
+        by_condition=bool(s["by_condition"]),
         eol_thresholds=s["eol_thresholds"],
         name=s["name"],
     )
@@ -229,7 +232,13 @@ def load_hybrid(path: str | os.PathLike[str]) -> FleetHybridMethod:
             torch.save(payload["network"], Path(tmp) / "network.pt")
             ensemble = BatchedEnsemble.load(Path(tmp) / "network.pt")
     method.fold_ = _FoldModel.restored(
-        cells, window, method.parts, library, (fp, cfg), float(fit["life"]), ensemble
+        cells,
+        window,
+        method.parts,
+        library,
+        (fp, cfg, bool(fit["matched"])),
+        float(fit["life"]),
+        ensemble,
     )
     method.train_ = tuple(cells)
     try:

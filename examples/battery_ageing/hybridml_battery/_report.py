@@ -215,6 +215,13 @@ def write_report(
             "`own`: from the cell's window alone), its weight `w` against the fleet forecast "
             f"and the network's share `lam`: {what}.",
         ]
+        n_matched = sum(bool(c.get("matched")) for c in chosen.values())
+        lines += [
+            "",
+            "The physics prior's time scales came from the training cells of the cell's own "
+            f"condition for {n_matched} of {len(chosen)} cell(s) (chosen on the training "
+            "cells; the whole fleet for the others).",
+        ]
     lines += [
         "",
         "`rmse_ah`: RMSE of the capacity after N; `eol_rel_error`: |predicted - true EOL| / "

@@ -63,7 +63,7 @@ def test_without_the_networks_share_the_hybrid_is_the_physics_prior() -> None:
     # hybrid keeps its default, the physics prior alone
     two = FleetHybridMethod(lib, NETS).fit(cells[:2], cells[3], window)
     assert two.choice_ == Candidate("fleet", 1.0, 0.0)
-    assert two.choices() == {"prior": "fleet", "weight": 1.0, "share": 0.0}
+    assert two.choices() == {"prior": "fleet", "weight": 1.0, "share": 0.0, "matched": False}
     alone = PhysicsMethod(lib, fleet=True).fit(cells[:2], cells[3], window)
     np.testing.assert_allclose(two.predict(c)[0], alone.predict(c)[0], rtol=1e-12)
     # without the physics, the base is the fleet forecast (the same setting, chosen on
@@ -107,7 +107,7 @@ def test_the_network_learns_the_knee_the_physics_lacks_from_a_large_fleet() -> N
 
 
 def test_share_choice_keeps_the_physics_unless_the_network_is_clearly_better() -> None:
-    from hybridml_battery._hybrid import _one_se_choice
+    from hybridml_battery._choice import _one_se_choice
 
     rng = np.random.default_rng(0)
     base = rng.uniform(0.02, 0.06, 8)
@@ -199,7 +199,7 @@ def test_where_the_fleets_time_scales_mislead_the_inner_folds_choose_the_windows
 
 
 def test_candidate_choice_is_guarded_by_the_default_and_prefers_the_simplest() -> None:
-    from hybridml_battery._hybrid import _guarded_choice
+    from hybridml_battery._choice import _guarded_choice
 
     base = np.linspace(1.0, 2.0, 12)
     key = lambda c: (c[0] * c[1], 1.0 - c[0])  # noqa: E731  (least network, then physics)
@@ -273,3 +273,52 @@ def test_a_fitted_hybrid_saves_and_loads_and_forecasts_new_cells_the_same(tmp_pa
         FleetHybridMethod.load(tmp_path / "old.pt")
     with pytest.raises(FileNotFoundError, match="no file"):
         FleetHybridMethod.load(tmp_path / "missing.pt")
+
+
+def _two_condition_fleet(lib: FadeLibrary, conditions: bool) -> list[Cell]:
+    """Ten cells along the library's linear shape: five cycled fast (time scale about 4)
+    and five slowly (about 12), labelled by ``condition`` (or not)."""
+    rng = np.random.default_rng(2)
+    cycle = np.arange(1.0, 161.0)
+    cells = []
+    for i in range(10):
+        fast = i % 2 == 0
+        s = (4.0 if fast else 12.0) * rng.uniform(0.95, 1.05)
+        q = 2.0 * lib.shape(0, (cycle - 1) / s)
+        label = ("fast" if fast else "slow") if conditions else None
+        cells.append(Cell(f"M{i:02d}", cycle, q, np.arange(2, 162), condition=label))
+    return cells
+
+
+def test_the_physics_prior_is_matched_to_the_cells_condition_where_the_fleet_shows_it_helps() -> (
+    None
+):
+    from hybridml_battery._matched import choose_matched, matched_cells
+
+    lib = _library()
+    cells = _two_condition_fleet(lib, conditions=True)
+    window = Window(30.0)
+    train, test = cells[:-1], cells[-1]  # the test cell is a slow one
+    assert {c.condition for c in matched_cells(train, test)} == {"slow"}
+    # each training cell predicted from its window with the other cells as fleet: the
+    # pooled prior mixes time scales 4 and 12, its own condition's cells do not
+    tau = 5.0
+    assert choose_matched(lib, train, window, tau)
+    fut = test.cycle > window.known_cycles
+
+    def rmse(m: PhysicsMethod) -> float:
+        m.fit(train, test, window)
+        return float(np.sqrt(np.mean((m.predict(test.cycle[fut])[0] - test.capacity[fut]) ** 2)))
+
+    matched = rmse(PhysicsMethod(lib, fleet=True))
+    pooled = rmse(PhysicsMethod(lib, fleet=True, by_condition=False))
+    # noise-free cells: the matched prior is the right time scale; "half the pooled
+    # prior's error" leaves a wide margin while a prior that ignored the condition fails
+    assert matched < 0.5 * pooled
+    # the hybrid's prior is the matched one too, and it says so
+    hyb = FleetHybridMethod(lib, NETS, shrink=(0.0,), fleet=False).fit(train, test, window)
+    assert hyb.choices()["matched"] is True
+    # without conditions (or with one) there is nothing to match: the pooled prior
+    plain = _two_condition_fleet(lib, conditions=False)
+    assert not choose_matched(lib, plain[:-1], window, tau)
+    assert matched_cells(plain[:-1], plain[-1]) == plain[:-1]
