@@ -290,8 +290,8 @@ class _FoldModel:
         q0, level, slope = _window_summary(cell, self.window)
         prior = None
         if fp is not None:
-            own = prior_for(self.library, others, cell, fp.regen_tau, matched)
-            prior = identify(self.library, cell.cycle[m], cell.capacity[m], own)
+            scales = prior_for(self.library, others, cell, fp.regen_tau, matched)
+            prior = identify(self.library, cell.cycle[m], cell.capacity[m], scales)
         fleet = None
         if cfg is not None:
             fleet = FleetMethod([cfg]).fit(others, cell, self.window)
