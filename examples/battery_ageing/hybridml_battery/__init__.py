@@ -53,6 +53,7 @@ _EXPORTS = {
     "FleetHybridMethod": "_hybrid",
     "Candidate": "_hybrid",
     "WEIGHT_GRID": "_hybrid",
+    "MIN_CONDITION_CELLS": "_hybrid",
     "HybridMethod": "_ensembles",
     "Method": "_methods",
     "NNMethod": "_ensembles",
@@ -109,7 +110,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._datasets import DATASETS, BundledDataset, bundled_dataset, dataset_path
     from ._ensembles import HybridMethod, NNMethod
     from ._fleet import FLEET_CONFIGS, FleetConfig, FleetMethod
-    from ._hybrid import WEIGHT_GRID, Candidate, FleetHybridMethod
+    from ._hybrid import MIN_CONDITION_CELLS, WEIGHT_GRID, Candidate, FleetHybridMethod
     from ._identify import FleetPrior, PhysicsPrior, fleet_prior, identify
     from ._methods import (
         ABLATION_NOTES,

@@ -1,10 +1,10 @@
 """Guarded choices on inner folds: keep a default unless the held-out cells show that
-another candidate helps (shared by the hybrid's candidates and its physics prior's
-condition matching)."""
+another candidate helps (shared by the hybrid's candidates, their choice per operating
+condition and its physics prior's condition matching)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -55,3 +55,34 @@ def _one_se_choice(per_cell: dict[float, np.ndarray], confidence: float = 0.9) -
     share (no correction) unless a larger one is clearly better (:func:`_guarded_choice`)."""
     shares = sorted(per_cell)
     return _guarded_choice(per_cell, shares[0], key=lambda s: s, confidence=confidence)
+
+
+def _choice_by_group(
+    per_cell: Mapping[_K, np.ndarray],
+    groups: Sequence[str | None],
+    fallback: _K,
+    key: Callable[[_K], Any],
+    min_cells: int,
+    confidence: float = 0.9,
+) -> dict[str, _K]:
+    """The candidate of each group of held-out cells (e.g. the cells of one operating
+    condition) where the group's own cells show that it differs from ``fallback`` (the
+    choice over all cells): :func:`_guarded_choice` over the group's cells with
+    ``fallback`` as the default. Only groups of at least ``min_cells`` held-out cells, and
+    only when the cells fall in two groups or more (one group: the choice over all cells
+    is its choice); cells without a group (None) keep ``fallback``. Returns the groups
+    whose candidate is not ``fallback``."""
+    labels = np.asarray([g if g is not None else "" for g in groups], dtype=object)
+    named = {str(g) for g in groups if g is not None}
+    if len(named) < 2 and not (len(named) == 1 and (labels == "").any()):
+        return {}
+    out: dict[str, _K] = {}
+    for g in sorted(named):
+        idx = np.flatnonzero(labels == g)
+        if idx.size < min_cells:
+            continue
+        sub = {c: np.asarray(v)[idx] for c, v in per_cell.items()}
+        c = _guarded_choice(sub, fallback, key=key, confidence=confidence)
+        if c != fallback:
+            out[g] = c
+    return out

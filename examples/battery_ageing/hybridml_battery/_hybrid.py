@@ -44,7 +44,12 @@ over the held-out cells (so both goals weigh the same). The best candidate is us
 it beats the physics prior alone (``p``, the default) in a one-sided paired t-test over
 the held-out cells at 90 %; then the simplest candidate within one standard error of the
 best (least network, then closest to the physics, then the own prior; see
-:func:`_guarded_choice`). With few training cells the inner folds rarely show that
+:func:`_guarded_choice`). Where the training cells carry ``condition`` labels and fall in
+two conditions or more, a condition with at least :data:`MIN_CONDITION_CELLS` held-out
+cells then gets its own candidate by the same rule over its own cells, with the fleet-wide
+choice as its default (cells of different conditions can be forecast best by different
+parts: the fleet forecast where the condition's cells are many and alike, the physics
+where they are few or varied). With few training cells the inner folds rarely show that
 anything beats the physics prior and the forecast stays with it; with a large fleet the
 fleet forecast and the network take over, as far as they earn it on the training cells.
 The same inner forecasts calibrate the 90 % interval (grouped by cell, with
@@ -69,7 +74,7 @@ import numpy as np
 
 from ._baselines import _SIGMA0, _eligible, _memo_key, _memoised
 from ._calibration import _conformal_q
-from ._choice import _guarded_choice
+from ._choice import _choice_by_group, _guarded_choice
 from ._data import Cell
 from ._fleet import FleetConfig, FleetMethod
 from ._identify import REGEN_TAU_DEFAULT, FleetPrior, PhysicsPrior, fleet_prior, identify
@@ -77,7 +82,7 @@ from ._matched import choose_matched, prior_for
 from ._methods import SHRINK_GRID, Method, NetSettings, Window
 from ._physics import FadeLibrary
 
-__all__ = ["WEIGHT_GRID", "Candidate", "FleetHybridMethod"]
+__all__ = ["MIN_CONDITION_CELLS", "WEIGHT_GRID", "Candidate", "FleetHybridMethod"]
 
 # the fold's choices made once on its training cells: the fleet prior (its recovery time),
 # the fleet forecast's setting and whether the prior is matched to the cell's condition
@@ -90,6 +95,8 @@ _ROWS_PER_CELL = 30  # future points of a training cell the network trains on (e
 _INNER_LOO_MAX = 10  # inner folds: leave one training cell out up to this many cells ...
 _INNER_FOLDS = 5  # ... else this many folds by cell
 _MIN_GROUPS = 10  # grouped conformal calibration from this many cells; pooled points below
+#: a condition's own candidate needs at least this many held-out training cells of it
+MIN_CONDITION_CELLS = 5
 
 
 class Candidate(NamedTuple):
@@ -383,6 +390,7 @@ class _Held:
     forecast's pieces there and on the EOL grid, and its end of life."""
 
     cell: str
+    condition: str | None
     q0: float
     y: np.ndarray
     fc: _Forecast
@@ -435,10 +443,13 @@ class FleetHybridMethod(Method):
             ``(0.0,)`` trains no network.
         weights: the weights of the corrected prior against the fleet forecast it chooses
             from (only with both ``physics`` and ``fleet``; ``(1.0,)``: no blending).
-        by_condition: match the physics prior's fleet to the cell's operating condition
-            (the training cells of its ``condition`` only) where the training cells show
-            that it helps (:mod:`hybridml_battery._matched`; chosen once per set of
-            training cells). Only with ``physics``.
+        by_condition: use the cells' operating condition (their ``condition`` label)
+            where the training cells show that it helps: match the physics prior's fleet
+            to the cell's condition (the training cells of its ``condition`` only;
+            :mod:`hybridml_battery._matched`; only with ``physics``), and let a condition
+            with at least :data:`MIN_CONDITION_CELLS` held-out training cells have its
+            own candidate (see the module docstring). Both chosen once per set of
+            training cells.
         own_physics: also choose from the physics prior identified from the cell's window
             alone (a flat time-scale prior, as the ``physics`` baseline), alone or blended
             with the fleet forecast (not corrected by the network); like every candidate
@@ -454,9 +465,11 @@ class FleetHybridMethod(Method):
     ``fit(train, test, window)`` is :meth:`fit_fleet` then :meth:`apply`; a fitted hybrid
     can be saved (:meth:`save`) and loaded to forecast new cells (:meth:`load`).
 
-    After ``fit``: ``choice_`` (the chosen :class:`Candidate`), ``q_`` (the interval
+    After ``fit``: ``choice_`` (the chosen :class:`Candidate`), ``condition_choices_``
+    (condition -> its own :class:`Candidate`, for the conditions whose held-out training
+    cells chose another one; :meth:`choice_for` a cell), ``q_`` (the interval
     multiplier), ``inner_rmse_`` and ``inner_eol_`` (each candidate's mean inner RMSE
-    [A.h] and relative EOL error, keyed by :class:`Candidate`).
+    [A.h] and relative EOL error over all held-out cells, keyed by :class:`Candidate`).
     """
 
     def __init__(
@@ -487,6 +500,7 @@ class FleetHybridMethod(Method):
             own=physics and own_physics,
             by_condition=physics and by_condition,
         )
+        self.by_condition = by_condition
         self.eol_thresholds = dict(eol_thresholds) if eol_thresholds is not None else None
         self.memo = memo
         self.name = name
@@ -534,11 +548,13 @@ class FleetHybridMethod(Method):
             self.seed,
             self.shrink,
             self.weights,
+            self.by_condition,
             thr,
         )
         (
             self.fold_,
             self.choice_,
+            self.condition_choices_,
             self.q_,
             self.inner_rmse_,
             self.inner_eol_,
@@ -570,7 +586,15 @@ class FleetHybridMethod(Method):
                 "are needed."
             )
         self.view_ = self.fold_.view(self.train_, cell)
+        self.cell_choice_ = self.choice_for(cell)
         return self
+
+    def choice_for(self, cell: Cell) -> Candidate:
+        """The candidate used for ``cell``: its condition's own (``condition_choices_``)
+        where the inner folds chose one, else ``choice_``."""
+        if cell.condition is None:
+            return self.choice_
+        return self.condition_choices_.get(cell.condition, self.choice_)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the fitted hybrid to a model file (one file, data only: tensors and JSON
@@ -616,6 +640,7 @@ class FleetHybridMethod(Method):
             eol_true = _eol(cell.cycle, cell.capacity, a)
         return _Held(
             cell.cell_id,
+            cell.condition,
             view.q0,
             cell.capacity[fut] / view.q0,
             sub.forecast(view, cell.cycle[fut]),
@@ -631,6 +656,7 @@ class FleetHybridMethod(Method):
     ) -> tuple[
         _FoldModel,
         Candidate,
+        dict[str, Candidate],
         float | None,
         dict[Candidate, float],
         dict[Candidate, float],
@@ -639,7 +665,7 @@ class FleetHybridMethod(Method):
         default = self.default()
         cands = self.candidates()
         if len(cands) == 1 and not self.parts.network:
-            return model, cands[0], None, {}, {}
+            return model, cands[0], {}, None, {}, {}
         if self.parts.network and model.ensemble is None:  # too few cells for a network
             cands = [c for c in cands if c.share == 0.0]
         held: list[_Held] = []
@@ -656,7 +682,7 @@ class FleetHybridMethod(Method):
             )
             held += [self._held(sub, rest, cell) for cell in cells]
         if not held:
-            return model, default, None, {}, {}
+            return model, default, {}, None, {}, {}
         scores = {c: [_held_scores(h, c) for h in held] for c in cands}
         rmse = {c: np.array([r for r, _ in v]) for c, v in scores.items()}
         eol = {
@@ -676,9 +702,15 @@ class FleetHybridMethod(Method):
             return (c.weight * c.share, 1.0 - c.weight, c.prior != "own")
 
         choice = _guarded_choice(per_cell, default, key=key)
+        by_cond: dict[str, Candidate] = {}
+        if self.by_condition:
+            by_cond = _choice_by_group(
+                per_cell, [h.condition for h in held], choice, key, MIN_CONDITION_CELLS
+            )
         sc, groups = [], []
         for h in held:
-            sc.append(np.abs(h.y - h.fc.mean(choice)) / h.fc.sd(choice, h.q0))
+            c = by_cond.get(h.condition, choice) if h.condition is not None else choice
+            sc.append(np.abs(h.y - h.fc.mean(c)) / h.fc.sd(c, h.q0))
             groups += [h.cell] * h.y.size
         # grouped by cell from _MIN_GROUPS cells; pooled points below (too few cells to
         # certify 90 % by cell)
@@ -686,7 +718,7 @@ class FleetHybridMethod(Method):
         q = _conformal_q(np.concatenate(sc), 0.9, g, grouped=np.unique(g).size >= _MIN_GROUPS)
         mean_rmse = {c: float(v.mean()) for c, v in rmse.items()}
         mean_eol = {c: float(v[has_eol].mean()) for c, v in eol.items() if has_eol.any()}
-        return model, choice, q, mean_rmse, mean_eol
+        return model, choice, by_cond, q, mean_rmse, mean_eol
 
     def conformal_q(self) -> float | None:
         """The interval multiplier calibrated on the inner folds (None: too few)."""
@@ -695,14 +727,16 @@ class FleetHybridMethod(Method):
     def choices(self) -> dict[str, float | str | bool]:
         """The prior (``"fleet"`` or ``"own"``, see :class:`Candidate`), the weight ``w``
         of the (corrected) prior and the network's share ``lam`` chosen by the inner
-        cross-validation, and whether the fleet prior is matched to the cell's condition
-        (``matched``)."""
-        c = self.choice_
+        cross-validation for the cell last applied, whether that is its condition's own
+        choice (``by_condition``, see ``condition_choices_``) and whether the fleet prior is
+        matched to the cell's condition (``matched``)."""
+        c = self.cell_choice_
         return {
             "prior": c.prior,
             "weight": c.weight,
             "share": c.share,
             "matched": self.fold_.setting[2],
+            "by_condition": c != self.choice_,
         }
 
     def predict(self, cycles: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -711,4 +745,5 @@ class FleetHybridMethod(Method):
         c = np.asarray(cycles, dtype=float)
         view = self.view_
         fc = self.fold_.forecast(view, c)
-        return view.q0 * fc.mean(self.choice_), view.q0 * fc.sd(self.choice_, view.q0)
+        ch = self.cell_choice_
+        return view.q0 * fc.mean(ch), view.q0 * fc.sd(ch, view.q0)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 __all__: list[str] = []
 
 FORMAT = "hybridml-battery.FleetHybridMethod"
-VERSION = 2
+VERSION = 3
 
 
 def _versions() -> dict[str, str]:
@@ -82,13 +82,14 @@ def save_hybrid(method: FleetHybridMethod, path: str | os.PathLike[str]) -> None
             "shrink": list(method.shrink),
             "weights": list(method.weights),
             "own_physics": method.parts.own,
-            "by_condition": method.parts.by_condition,
+            "by_condition": method.by_condition,
             "nets": dataclasses.asdict(method.settings),
             "eol_thresholds": method.eol_thresholds,
         },
         "fitted": {
             "window": {"known_cycles": fold.window.known_cycles, "every": fold.window.every},
             "choice": list(method.choice_),
+            "condition_choices": {k: list(c) for k, c in method.condition_choices_.items()},
             "q": method.q_,
             "life": fold.life,
             "regen_tau": None if fp is None else fp.regen_tau,
@@ -244,6 +245,10 @@ def load_hybrid(path: str | os.PathLike[str]) -> FleetHybridMethod:
     try:
         prior, w, lam = fit["choice"]
         method.choice_ = Candidate(str(prior), float(w), float(lam))
+        method.condition_choices_ = {
+            str(k): Candidate(str(p), float(w), float(lam))
+            for k, (p, w, lam) in fit["condition_choices"].items()
+        }
         method.q_ = None if fit["q"] is None else float(fit["q"])
         method.inner_rmse_ = {Candidate(p, w, lam): v for p, w, lam, v in fit["inner_rmse"]}
         method.inner_eol_ = {Candidate(p, w, lam): v for p, w, lam, v in fit["inner_eol"]}

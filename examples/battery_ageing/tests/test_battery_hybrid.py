@@ -63,7 +63,13 @@ def test_without_the_networks_share_the_hybrid_is_the_physics_prior() -> None:
     # hybrid keeps its default, the physics prior alone
     two = FleetHybridMethod(lib, NETS).fit(cells[:2], cells[3], window)
     assert two.choice_ == Candidate("fleet", 1.0, 0.0)
-    assert two.choices() == {"prior": "fleet", "weight": 1.0, "share": 0.0, "matched": False}
+    assert two.choices() == {
+        "prior": "fleet",
+        "weight": 1.0,
+        "share": 0.0,
+        "matched": False,
+        "by_condition": False,
+    }
     alone = PhysicsMethod(lib, fleet=True).fit(cells[:2], cells[3], window)
     np.testing.assert_allclose(two.predict(c)[0], alone.predict(c)[0], rtol=1e-12)
     # without the physics, the base is the fleet forecast (the same setting, chosen on
@@ -322,3 +328,59 @@ def test_the_physics_prior_is_matched_to_the_cells_condition_where_the_fleet_sho
     plain = _two_condition_fleet(lib, conditions=False)
     assert not choose_matched(lib, plain[:-1], window, tau)
     assert matched_cells(plain[:-1], plain[-1]) == plain[:-1]
+
+
+def test_a_condition_gets_its_own_candidate_only_where_its_cells_show_it() -> None:
+    from hybridml_battery._choice import _choice_by_group
+
+    key = lambda c: c  # noqa: E731  (the smaller name is the simpler candidate)
+    rng = np.random.default_rng(4)
+    base = 1.0 + 0.1 * rng.standard_normal(12)
+    # conditions "a" (cells 0-5) and "b" (6-11): "fleet" is better on "a" by 0.5 on every
+    # cell, worse on "b"; over all cells the fallback "phys" stays
+    a = np.arange(12) < 6
+    per_cell = {"phys": base, "fleet": base + np.where(a, -0.5, 0.6)}
+    groups = ["a" if x else "b" for x in a]
+    assert _choice_by_group(per_cell, groups, "phys", key, min_cells=5) == {"a": "fleet"}
+    # a group with fewer held-out cells than min_cells keeps the fallback
+    assert _choice_by_group(per_cell, groups, "phys", key, min_cells=7) == {}
+    # one condition: the choice over all cells is already its own
+    assert _choice_by_group(per_cell, ["a"] * 12, "phys", key, min_cells=5) == {}
+    # no conditions at all
+    assert _choice_by_group(per_cell, [None] * 12, "phys", key, min_cells=5) == {}
+    # a gain that is noise on the group's cells does not pass the guard
+    noisy = {"phys": base, "fleet": base + np.where(a, 0.05 * np.array([-9, 8] * 6), 0.0)}
+    assert _choice_by_group(noisy, groups, "phys", key, min_cells=5) == {}
+
+
+def test_the_hybrid_forecasts_a_cell_with_its_conditions_candidate() -> None:
+    import dataclasses
+
+    lib = _library()
+    knee = [dataclasses.replace(c, condition="knee") for c in _knee_fleet(8)]
+    cycle = np.arange(1.0, 161.0)
+    lin = [
+        Cell(
+            f"L{i}", cycle, 2.0 * lib.shape(0, (cycle - 1) / s), np.arange(2, 162), condition="lin"
+        )
+        for i, s in enumerate((3.8, 4.0, 4.2, 4.4))
+    ]
+    train, window = knee[:6] + lin[:3], Window(60.0)
+    hyb = FleetHybridMethod(lib, NETS, shrink=(0.0,)).fit(train, knee[6], window)
+    # too few held-out cells of each condition (fewer than MIN_CONDITION_CELLS of "lin")
+    # for their own choice here; give "lin" one as the inner folds would
+    assert "lin" not in hyb.condition_choices_
+    fleet_wide = hyb.choice_
+    own = Candidate("own", 1.0, 0.0)
+    assert fleet_wide != own
+    hyb.condition_choices_ = {"lin": own}
+    # a "lin" cell is forecast with its condition's candidate: the window's own prior,
+    # which is the physics baseline's forecast
+    hyb.apply(lin[3])
+    assert hyb.choice_for(lin[3]) == own and hyb.choices()["by_condition"] is True
+    alone = PhysicsMethod(lib).fit(train, lin[3], window)
+    np.testing.assert_allclose(hyb.predict(cycle)[0], alone.predict(cycle)[0], rtol=1e-12)
+    # a "knee" cell (and a cell of a condition the fleet has not seen) keeps the fleet-wide one
+    for cell in (knee[7], dataclasses.replace(lin[3], condition="new")):
+        hyb.apply(cell)
+        assert hyb.choice_for(cell) == fleet_wide and hyb.choices()["by_condition"] is False
