@@ -560,6 +560,7 @@ class FleetHybridMethod(Method):
             self.inner_eol_,
         ) = _memoised(memo, key, lambda: self._fit_fold(list(train), window, memo))
         self.train_ = tuple(train)
+        self.cell_choice_ = self.choice_  # until a cell is applied
         return self
 
     def apply(self, cell: Cell) -> FleetHybridMethod:
@@ -727,9 +728,10 @@ class FleetHybridMethod(Method):
     def choices(self) -> dict[str, float | str | bool]:
         """The prior (``"fleet"`` or ``"own"``, see :class:`Candidate`), the weight ``w``
         of the (corrected) prior and the network's share ``lam`` chosen by the inner
-        cross-validation for the cell last applied, whether that is its condition's own
-        choice (``by_condition``, see ``condition_choices_``) and whether the fleet prior is
-        matched to the cell's condition (``matched``)."""
+        cross-validation for the cell last applied (the fleet-wide choice before any),
+        whether that is its condition's own choice (``by_condition``, see
+        ``condition_choices_``) and whether the fleet prior is matched to the cell's
+        condition (``matched``)."""
         c = self.cell_choice_
         return {
             "prior": c.prior,

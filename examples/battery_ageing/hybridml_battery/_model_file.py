@@ -245,6 +245,7 @@ def load_hybrid(path: str | os.PathLike[str]) -> FleetHybridMethod:
     try:
         prior, w, lam = fit["choice"]
         method.choice_ = Candidate(str(prior), float(w), float(lam))
+        method.cell_choice_ = method.choice_
         method.condition_choices_ = {
             str(k): Candidate(str(p), float(w), float(lam))
             for k, (p, w, lam) in fit["condition_choices"].items()

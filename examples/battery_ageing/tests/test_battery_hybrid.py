@@ -245,6 +245,8 @@ def test_a_fitted_hybrid_saves_and_loads_and_forecasts_new_cells_the_same(tmp_pa
         FleetHybridMethod(lib, NETS).save(tmp_path / "unfitted.pt")
     hyb = FleetHybridMethod(lib, NETS, seed=3).fit_fleet(train, window)
     assert hyb.fold_.ensemble is not None  # the network is part of the file
+    # these cells have no condition; a condition's own candidate is kept in the file too
+    hyb.condition_choices_ = {"batch=x": Candidate("own", 0.5, 0.0)}
     path = tmp_path / "hybrid.pt"
     hyb.save(path)
     # data only: readable with weights_only=True, metadata as JSON
@@ -252,6 +254,8 @@ def test_a_fitted_hybrid_saves_and_loads_and_forecasts_new_cells_the_same(tmp_pa
     assert payload["format"] == "hybridml-battery.FleetHybridMethod"
     loaded = FleetHybridMethod.load(path)
     assert (loaded.choice_, loaded.q_) == (hyb.choice_, hyb.q_)
+    assert loaded.condition_choices_ == hyb.condition_choices_
+    assert loaded.choices() == hyb.choices()  # the fleet-wide choice before any cell
     assert loaded.inner_rmse_ == hyb.inner_rmse_ and loaded.inner_eol_ == hyb.inner_eol_
     for cell in new:
         k = cell.cycle[cell.cycle > 60]
