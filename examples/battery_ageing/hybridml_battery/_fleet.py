@@ -115,6 +115,16 @@ class _Trajectories:
             self.R[j, inside] = np.interp(self.grid[inside], c.cycle, r)
             self.R[j, ~inside] = self.tail_a[j] + self.tail_b[j] * self.grid[~inside]
 
+    def subset(self, rows: np.ndarray) -> _Trajectories:
+        """The trajectories of cells ``rows`` only (row ``i`` of the subset is cell
+        ``rows[i]``; the grid is shared)."""
+        out = _Trajectories.__new__(_Trajectories)
+        out.g0, out.h, out.grid = self.g0, self.h, self.grid
+        out.q0, out.life = self.q0[rows], self.life[rows]
+        out.tail_a, out.tail_b = self.tail_a[rows], self.tail_b[rows]
+        out.R = self.R[rows]
+        return out
+
     def __call__(self, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
         """``r`` of cells ``rows`` at cycles ``x`` (broadcast together)."""
         t = np.clip((x - self.g0) / self.h, 0.0, self.grid.size - 1.0)
@@ -333,6 +343,9 @@ class FleetMethod(Method):
         self.w_mean_ = np.zeros(n_spread)
         self.w_mean_[:n_sel] = _weights(self.dist_[:n_sel], cfg.weighted)
         self.w_spread_ = _weights(self.dist_, cfg.weighted)
+        # only the neighbours are forecast from: a fit keeps their trajectories alone (the
+        # hybrid holds one fitted fleet forecast per training cell and inner fold)
+        self.traj_ = self.traj_.subset(self.rows_)
         return self
 
     def _choose(self, cells: list[Cell], window: Window) -> tuple[FleetConfig, float | None]:
@@ -394,7 +407,8 @@ class FleetMethod(Method):
 
     def _members(self, cycles: np.ndarray) -> np.ndarray:
         x = np.asarray(cycles, dtype=float).ravel()
-        f = _forecast(self.traj_, self.rows_, self.s_, self.anc_, self.config_.anchor, x)
+        rows = np.arange(self.rows_.size)  # traj_ holds the neighbours, in this order
+        f = _forecast(self.traj_, rows, self.s_, self.anc_, self.config_.anchor, x)
         return np.maximum(f, 0.0) * self.q0_
 
     def predict(self, cycles: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

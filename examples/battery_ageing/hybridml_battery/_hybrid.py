@@ -8,8 +8,10 @@ are built from what transfers between cells:
 * the **physics prior** ``p(k)``: the PyBaMM fade library identified from the cell's
   window, with the time-scale prior and the regeneration recovery time of the training
   cells (:func:`.fleet_prior`, :func:`.identify`; the ``physics-fleet`` ablation). The
-  time-scale prior comes from the training cells of the cell's own operating condition
-  where the training cells show that this predicts them better (:mod:`._matched`);
+  time-scale prior is pooled over the training cells, taken from those of the cell's own
+  operating condition, or learned from the cell's window by a regression across the
+  training cells (:mod:`._learned`), whichever the training cells show predicts them
+  best (:mod:`._matched`);
 * the **fleet forecast** ``f(k)``: the training cells' measured trajectories matched to the
   window (:class:`.FleetMethod`, its setting chosen on the training cells);
 * the cell's **window**: its level at the end of the window and its slope over the window's
@@ -78,15 +80,15 @@ from ._choice import _choice_by_group, _guarded_choice
 from ._data import Cell
 from ._fleet import FleetConfig, FleetMethod
 from ._identify import REGEN_TAU_DEFAULT, FleetPrior, PhysicsPrior, fleet_prior, identify
-from ._matched import choose_matched, prior_for
-from ._methods import SHRINK_GRID, Method, NetSettings, Window
+from ._matched import choose_prior, prior_for
+from ._methods import SHRINK_GRID, Method, NetSettings, Window, window_summary
 from ._physics import FadeLibrary
 
 __all__ = ["MIN_CONDITION_CELLS", "WEIGHT_GRID", "Candidate", "FleetHybridMethod"]
 
 # the fold's choices made once on its training cells: the fleet prior (its recovery time),
-# the fleet forecast's setting and whether the prior is matched to the cell's condition
-_Setting = tuple[FleetPrior | None, FleetConfig | None, bool]
+# the fleet forecast's setting and the time-scale prior (pooled, matched or learned)
+_Setting = tuple[FleetPrior | None, FleetConfig | None, str]
 
 #: weights of the network-corrected prior against the fleet forecast the hybrid chooses from
 WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -140,22 +142,6 @@ class _View:
         mean, sd = self.fleet.predict(k)
         assert sd is not None
         return mean / self.q0, sd / self.q0
-
-
-def _window_summary(cell: Cell, window: Window) -> tuple[float, float, float]:
-    """``q0``, the normalised level at the end of the window (mean of its last 20 % of
-    points, at least 3) and the normalised drop per N cycles over its second half."""
-    m = window.mask(cell)
-    k, q = cell.cycle[m], cell.capacity[m]
-    q0 = float(np.mean(q[:5]))
-    r = q / q0
-    level = float(np.mean(r[-max(3, r.size // 5) :]))
-    half = k >= 0.5 * float(k.max())
-    if half.sum() >= 3 and np.ptp(k[half]) > 0:
-        slope = float(np.polyfit(k[half], r[half], 1)[0]) * float(window.known_cycles)
-    else:
-        slope = 0.0
-    return q0, level, slope
 
 
 @dataclass(frozen=True)
@@ -278,7 +264,7 @@ class _FoldModel:
     def view(self, others: Sequence[Cell], cell: Cell) -> _View:
         """The cell's view with ``others`` as its fleet (memoised: the variants with the
         same parts share it)."""
-        fp, cfg, matched = self.setting
+        fp, cfg, scale_prior = self.setting
         key = (
             "hybrid-view",
             cell.cell_id,
@@ -286,18 +272,27 @@ class _FoldModel:
             tuple(sorted(c.cell_id for c in others)),
             fp is not None,
             cfg is not None,
-            matched,
+            scale_prior,
+            self.parts.by_condition,
             self.parts.own,
         )
         return _memoised(self.memo, key, lambda: self._view(others, cell))
 
     def _view(self, others: Sequence[Cell], cell: Cell) -> _View:
-        fp, cfg, matched = self.setting
+        fp, cfg, scale_prior = self.setting
         m = self.window.mask(cell)
-        q0, level, slope = _window_summary(cell, self.window)
+        q0, level, slope = window_summary(cell, self.window)
         prior = None
         if fp is not None:
-            scales = prior_for(self.library, others, cell, fp.regen_tau, matched)
+            scales = prior_for(
+                self.library,
+                others,
+                cell,
+                fp.regen_tau,
+                scale_prior,
+                self.window,
+                self.parts.by_condition,
+            )
             prior = identify(self.library, cell.cycle[m], cell.capacity[m], scales)
         fleet = None
         if cfg is not None:
@@ -350,17 +345,17 @@ def _fleet_setting(
     memo: dict[Any, Any],
 ) -> _Setting:
     """The choices made once on the training cells: the fleet prior's recovery time (by
-    leave-one-cell-out, :func:`.fleet_prior`), whether it is matched to the cell's
-    condition (:func:`.choose_matched`) and the fleet forecast's setting."""
+    leave-one-cell-out, :func:`.fleet_prior`), its time-scale prior (pooled, matched
+    to the cell's condition or learned from its window: :func:`.choose_prior`) and the
+    fleet forecast's setting."""
     fp = cfg = None
-    matched = False
+    scale_prior = "pooled"
     if parts.physics:
         fp = fleet_prior(library, [(c.cycle, c.capacity) for c in train], True, window.known_cycles)
-        if parts.by_condition:
-            matched = choose_matched(library, train, window, fp.regen_tau, memo)
+        scale_prior = choose_prior(library, train, window, fp.regen_tau, parts.by_condition, memo)
     if parts.fleet:
         cfg = FleetMethod(memo=memo).fit(train, train[0], window).config_
-    return fp, cfg, matched
+    return fp, cfg, scale_prior
 
 
 def _inner_splits(train: Sequence[Cell], window: Window) -> list[tuple[list[Cell], list[Cell]]]:
@@ -445,8 +440,9 @@ class FleetHybridMethod(Method):
             from (only with both ``physics`` and ``fleet``; ``(1.0,)``: no blending).
         by_condition: use the cells' operating condition (their ``condition`` label)
             where the training cells show that it helps: match the physics prior's fleet
-            to the cell's condition (the training cells of its ``condition`` only;
-            :mod:`hybridml_battery._matched`; only with ``physics``), and let a condition
+            to the cell's condition (the training cells of its ``condition`` only) or let
+            the learned time-scale prior see it (:mod:`hybridml_battery._matched`; only
+            with ``physics``), and let a condition
             with at least :data:`MIN_CONDITION_CELLS` held-out training cells have its
             own candidate (see the module docstring). Both chosen once per set of
             training cells.
@@ -731,13 +727,15 @@ class FleetHybridMethod(Method):
         cross-validation for the cell last applied (the fleet-wide choice before any),
         whether that is its condition's own choice (``by_condition``, see
         ``condition_choices_``) and whether the fleet prior is matched to the cell's
-        condition (``matched``)."""
+        condition (``matched``) or learned from its window (``learned``), see
+        :mod:`hybridml_battery._matched`."""
         c = self.cell_choice_
         return {
             "prior": c.prior,
             "weight": c.weight,
             "share": c.share,
-            "matched": self.fold_.setting[2],
+            "matched": self.fold_.setting[2] == "matched",
+            "learned": self.fold_.setting[2] == "learned",
             "by_condition": c != self.choice_,
         }
 

@@ -42,6 +42,7 @@ __all__ = [
     "regen_basis",
     "regen_events",
     "regen_transient",
+    "time_scale_rows",
 ]
 
 # grid of time scales (real cycles per simulated cycle) used in identification
@@ -240,6 +241,21 @@ def _best_row(
     while len(_ROW_MEMO) > _ROW_MEMO_SIZE:
         _ROW_MEMO.popitem(last=False)
     return row
+
+
+def time_scale_rows(
+    library: FadeLibrary,
+    cells: Sequence[tuple[np.ndarray, np.ndarray]],
+    regen_tau: float | None,
+) -> np.ndarray:
+    """The best-fit log time scale of each trajectory on each fully measured cell,
+    ``(n_cells, n_curves)`` (the rows :func:`fleet_prior` averages; regeneration
+    transients with recovery time ``regen_tau``, None: not modelled)."""
+    rows = []
+    for c, q in cells:
+        c, q = _thinned(np.ascontiguousarray(c, dtype=float), np.ascontiguousarray(q, dtype=float))
+        rows.append(_best_row(library, c, q, regen_tau))
+    return np.asarray(rows)
 
 
 def _fleet_prior(

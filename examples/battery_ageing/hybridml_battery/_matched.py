@@ -1,17 +1,22 @@
-"""The physics prior's fleet matched to a cell's operating condition.
+"""Which time-scale prior the physics prior takes from the training cells: pooled over
+them, matched to the cell's operating condition, or learned from the cell's window.
 
-A cell's time-scale prior (:func:`.fleet_prior`) pools the training cells' time scales.
-Cells cycled under other conditions (another C-rate, batch or chemistry) age on other time
-scales, so where the fleet mixes conditions the pooled prior can be worse than none. The
-matched prior takes the time scales of the training cells of the cell's own
-``condition`` only (at least :data:`MIN_MATCHED` of them; otherwise the whole fleet).
+A cell's time-scale prior (:func:`.fleet_prior`) pools the training cells' time scales
+(``"pooled"``). Cells cycled under other conditions (another C-rate, batch or chemistry)
+age on other time scales, so where the fleet mixes conditions the pooled prior can be
+worse than none. The **matched** prior (``"matched"``) takes the time scales of the
+training cells of the cell's own ``condition`` only (at least :data:`MIN_MATCHED` of
+them; otherwise the whole fleet). The **learned** prior (``"learned"``,
+:func:`._learned.learned_prior`) regresses the training cells' time scales on what their
+windows show (the window's slope, and the condition where there are labels).
 
-Whether to match is chosen on the training cells, never on the test cell: each training
-cell whose condition has enough other cells is predicted after N from its own window with
-the pooled and with the matched prior (the other training cells as fleet, the fleet's
-recovery time), and matching is used only if it beats pooling in the paired t-test of
-:func:`._choice._guarded_choice` over those cells. A data set without conditions, or
-with one condition, never matches (the prior is the pooled one).
+Which one to use is chosen on the training cells, never on the test cell: each training
+cell is predicted after N from its own window with each prior (the other training cells
+as fleet, the fleet's recovery time), and a prior other than the pooled one is used only
+if it beats pooling in the paired t-test of :func:`._choice._guarded_choice` over those
+cells (then the simplest within one standard error: pooled, matched, learned). The
+matched prior is a candidate only where the cells carry conditions (``by_condition``),
+the learned one only with at least :data:`._learned.MIN_LEARNED` other cells.
 """
 
 from __future__ import annotations
@@ -25,11 +30,14 @@ from ._baselines import _eligible, _memo_key, _memoised
 from ._choice import _guarded_choice
 from ._data import Cell
 from ._identify import FleetPrior, fleet_prior, identify
+from ._learned import MIN_LEARNED, learned_prior
 from ._methods import Window
 from ._physics import FadeLibrary
 
 #: a matched prior needs at least this many training cells of the cell's condition
 MIN_MATCHED = 2
+#: the time-scale priors, simplest first
+SCALE_PRIORS = ("pooled", "matched", "learned")
 
 
 def matched_cells(fleet: Sequence[Cell], cell: Cell) -> list[Cell]:
@@ -46,46 +54,60 @@ def prior_for(
     fleet: Sequence[Cell],
     cell: Cell,
     regen_tau: float | None,
-    matched: bool,
+    scale_prior: str,
+    window: Window,
+    by_condition: bool = True,
 ) -> FleetPrior:
-    """``cell``'s time-scale prior from ``fleet`` (its condition's cells with
-    ``matched``), with the recovery time ``regen_tau``."""
-    group = matched_cells(fleet, cell) if matched else list(fleet)
+    """``cell``'s time-scale prior from ``fleet`` (one of :data:`SCALE_PRIORS`), with the
+    recovery time ``regen_tau``; the learned prior sees the cells' windows ``window``
+    (and their conditions with ``by_condition``)."""
+    if scale_prior == "learned":
+        return learned_prior(library, fleet, cell, window, regen_tau, by_condition)
+    group = matched_cells(fleet, cell) if scale_prior == "matched" else list(fleet)
     return fleet_prior(library, [(c.cycle, c.capacity) for c in group], True, regen_tau=regen_tau)
 
 
-def choose_matched(
+def choose_prior(
     library: FadeLibrary,
     train: Sequence[Cell],
     window: Window,
     regen_tau: float | None,
+    by_condition: bool,
     memo: dict[Any, Any] | None = None,
-) -> bool:
-    """Whether the physics prior should be matched to the cell's condition, from the
-    training cells alone (see the module docstring; memoised in ``memo``)."""
-    key = _memo_key("matched-prior", train, window, regen_tau, id(library))
-    return bool(_memoised(memo, key, lambda: _choose(library, list(train), window, regen_tau)))
+) -> str:
+    """The time-scale prior to use (one of :data:`SCALE_PRIORS`), from the training cells
+    alone (see the module docstring; memoised in ``memo``)."""
+    key = _memo_key("scale-prior", train, window, regen_tau, by_condition, id(library))
+    return str(
+        _memoised(memo, key, lambda: _choose(library, list(train), window, regen_tau, by_condition))
+    )
 
 
 def _choose(
-    library: FadeLibrary, train: list[Cell], window: Window, regen_tau: float | None
-) -> bool:
-    pooled, matched = [], []
+    library: FadeLibrary,
+    train: list[Cell],
+    window: Window,
+    regen_tau: float | None,
+    by_condition: bool,
+) -> str:
+    modes = ["pooled"]
+    if by_condition and len({c.condition for c in train if c.condition is not None}) >= 2:
+        modes.append("matched")
+    if len(train) - 1 >= MIN_LEARNED:
+        modes.append("learned")
+    if len(modes) == 1:
+        return "pooled"
+    errs: dict[str, list[float]] = {k: [] for k in modes}
     for cell in _eligible(train, window):
         others = [c for c in train if c.cell_id != cell.cell_id]
-        if len(matched_cells(others, cell)) == len(others):
-            continue  # no match: both priors are the pooled one
         m = window.mask(cell)
         fut = cell.cycle > window.known_cycles
-        errs = []
-        for match in (False, True):
-            fp = prior_for(library, others, cell, regen_tau, match)
+        for mode in modes:
+            fp = prior_for(library, others, cell, regen_tau, mode, window, by_condition)
             prior = identify(library, cell.cycle[m], cell.capacity[m], fp)
             pred = prior(cell.cycle[fut]) + prior.transient(cell.cycle[fut])
-            errs.append(float(np.sqrt(np.mean((pred - cell.capacity[fut]) ** 2))))
-        pooled.append(errs[0])
-        matched.append(errs[1])
-    if len(pooled) < 2:
-        return False
-    per_cell = {False: np.asarray(pooled), True: np.asarray(matched)}
-    return bool(_guarded_choice(per_cell, False, key=lambda b: b))
+            errs[mode].append(float(np.sqrt(np.mean((pred - cell.capacity[fut]) ** 2))))
+    if len(errs["pooled"]) < 2:
+        return "pooled"
+    per_cell = {k: np.asarray(v) for k, v in errs.items()}
+    return _guarded_choice(per_cell, "pooled", key=SCALE_PRIORS.index)

@@ -80,6 +80,22 @@ class Window:
         return m
 
 
+def window_summary(cell: Cell, window: Window) -> tuple[float, float, float]:
+    """``q0``, the normalised level at the end of the window (mean of its last 20 % of
+    points, at least 3) and the normalised drop per N cycles over its second half."""
+    m = window.mask(cell)
+    k, q = cell.cycle[m], cell.capacity[m]
+    q0 = float(np.mean(q[:5]))
+    r = q / q0
+    level = float(np.mean(r[-max(3, r.size // 5) :]))
+    half = k >= 0.5 * float(k.max())
+    if half.sum() >= 3 and np.ptp(k[half]) > 0:
+        slope = float(np.polyfit(k[half], r[half], 1)[0]) * float(window.known_cycles)
+    else:
+        slope = 0.0
+    return q0, level, slope
+
+
 def _window_problem(cell: Cell, window: Window) -> str | None:
     n_known = int(window.mask(cell).sum())
     if n_known < 3:
@@ -178,10 +194,12 @@ class PhysicsMethod(Method):
             (the ``physics`` baseline, "calibrated PyBaMM alone") the time scale has a flat
             prior and the recovery time is :data:`REGEN_TAU_DEFAULT`: nothing but the test
             cell's own known points is used.
-        by_condition: with ``fleet`` (and ``regen``), take the time-scale prior from the
-            training cells of the test cell's condition where the training cells show
-            that it helps (:mod:`hybridml_battery._matched`), as the hybrid does.
-        memo: a dict shared by the test cells of one fold (the matching is chosen once).
+        by_condition: with ``fleet`` (and ``regen``), the time-scale prior may come from
+            the training cells of the test cell's condition, and the learned prior sees
+            the conditions (:mod:`hybridml_battery._matched`). With ``fleet`` and
+            ``regen`` the prior is pooled, matched or learned from the window as the
+            training cells show, as the hybrid's.
+        memo: a dict shared by the test cells of one fold (the prior is chosen once).
     """
 
     def __init__(
@@ -205,11 +223,13 @@ class PhysicsMethod(Method):
         if self.fleet:
             cells = [(c.cycle, c.capacity) for c in train]
             fleet = fleet_prior(self.library, cells, self.regen, window.known_cycles)
-            if self.regen and self.by_condition:
-                from ._matched import choose_matched, prior_for
+            if self.regen:
+                from ._matched import choose_prior, prior_for
 
-                if choose_matched(self.library, train, window, fleet.regen_tau, self.memo):
-                    fleet = prior_for(self.library, train, test, fleet.regen_tau, True)
+                tau, by = fleet.regen_tau, self.by_condition
+                mode = choose_prior(self.library, train, window, tau, by, self.memo)
+                if mode != "pooled":
+                    fleet = prior_for(self.library, train, test, tau, mode, window, by)
             self.prior_ = identify(self.library, test.cycle[m], test.capacity[m], fleet)
         else:
             tau = REGEN_TAU_DEFAULT if self.regen else None

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 __all__: list[str] = []
 
 FORMAT = "hybridml-battery.FleetHybridMethod"
-VERSION = 3
+VERSION = 4
 
 
 def _versions() -> dict[str, str]:
@@ -70,7 +70,7 @@ def save_hybrid(method: FleetHybridMethod, path: str | os.PathLike[str]) -> None
             "window) (or fit_fleet(train, window)) first."
         )
     fold = method.fold_
-    fp, cfg, matched = fold.setting
+    fp, cfg, scale_prior = fold.setting
     cells = list(method.train_)
     lib = method.library
     meta: dict[str, Any] = {
@@ -93,7 +93,7 @@ def save_hybrid(method: FleetHybridMethod, path: str | os.PathLike[str]) -> None
             "q": method.q_,
             "life": fold.life,
             "regen_tau": None if fp is None else fp.regen_tau,
-            "matched": matched,
+            "scale_prior": scale_prior,
             "fleet_config": None if cfg is None else dataclasses.asdict(cfg),
             "inner_rmse": [[*c, v] for c, v in method.inner_rmse_.items()],
             "inner_eol": [[*c, v] for c, v in method.inner_eol_.items()],
@@ -237,7 +237,7 @@ def load_hybrid(path: str | os.PathLike[str]) -> FleetHybridMethod:
         window,
         method.parts,
         library,
-        (fp, cfg, bool(fit["matched"])),
+        (fp, cfg, str(fit["scale_prior"])),
         float(fit["life"]),
         ensemble,
     )

@@ -178,6 +178,15 @@ def test_fleet_scales_to_many_cells_and_chooses_a_setting():
     # the fleet spans the test cell's rate, so its forecast is far better than the spread
     # of the fleet's trajectories (tenths of an A.h at cycle 500)
     assert rmse_after(m, test, 100) < 0.03
+    # a fitted forecast keeps only its neighbours' trajectories (the hybrid holds one per
+    # training cell and inner fold), and forecasts as the whole fleet would
+    assert m.traj_.R.shape[0] == m.rows_.size < len(cells)
+    x = np.arange(101.0, 900.0)
+    rows = np.arange(m.rows_.size)
+    np.testing.assert_array_equal(
+        fl._forecast(m.traj_, rows, m.s_, m.anc_, m.config_.anchor, x),
+        fl._forecast(fl._Trajectories(cells), m.rows_, m.s_, m.anc_, m.config_.anchor, x),
+    )
 
 
 def test_fleet_needs_a_training_cell():

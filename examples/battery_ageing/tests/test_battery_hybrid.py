@@ -68,6 +68,7 @@ def test_without_the_networks_share_the_hybrid_is_the_physics_prior() -> None:
         "weight": 1.0,
         "share": 0.0,
         "matched": False,
+        "learned": False,
         "by_condition": False,
     }
     alone = PhysicsMethod(lib, fleet=True).fit(cells[:2], cells[3], window)
@@ -185,14 +186,16 @@ def test_where_the_fleets_time_scales_mislead_the_inner_folds_choose_the_windows
     lib = _library()
     # cells along the library's linear shape whose time scales differ by a factor of 4
     # across the fleet: the other cells' time scales are a poor prior for any one cell,
-    # while its window (noise-free, a clear slope) fixes its own time scale
+    # while its window (noise-free, a clear slope) fixes its own time scale. Four training
+    # cells: each held-out one leaves three, too few for the learned time-scale prior
+    # (which would fix the fleet prior instead; see the test of the learned prior)
     cycle = np.arange(1.0, 161.0)
     cells = [
         Cell(f"S{i:02d}", cycle, 2.0 * lib.shape(0, (cycle - 1) / s), np.arange(2, 162))
-        for i, s in enumerate(np.geomspace(4.0, 16.0, 9))
+        for i, s in enumerate(np.geomspace(4.0, 16.0, 5))
     ]
     window = Window(60.0)
-    test = cells.pop(4)  # the middle time scale: the fleet prior's mean is near it
+    test = cells.pop(2)  # the middle time scale: the fleet prior's mean is near it
     memo: dict[Any, Any] = {}
     hyb = FleetHybridMethod(lib, NETS, shrink=(0.0,), fleet=False, memo=memo)
     hyb.fit(cells, test, window)
@@ -300,10 +303,20 @@ def _two_condition_fleet(lib: FadeLibrary, conditions: bool) -> list[Cell]:
     return cells
 
 
+def _pooled_rmse(lib: FadeLibrary, train: list[Cell], test: Cell, window: Window) -> float:
+    """RMSE after N of the test cell's physics prior with the pooled time-scale prior."""
+    from hybridml_battery import fleet_prior, identify
+
+    prior = fleet_prior(lib, [(c.cycle, c.capacity) for c in train], True, regen_tau=5.0)
+    m, fut = window.mask(test), test.cycle > window.known_cycles
+    p = identify(lib, test.cycle[m], test.capacity[m], prior)
+    return float(np.sqrt(np.mean((p(test.cycle[fut]) - test.capacity[fut]) ** 2)))
+
+
 def test_the_physics_prior_is_matched_to_the_cells_condition_where_the_fleet_shows_it_helps() -> (
     None
 ):
-    from hybridml_battery._matched import choose_matched, matched_cells
+    from hybridml_battery._matched import choose_prior, matched_cells
 
     lib = _library()
     cells = _two_condition_fleet(lib, conditions=True)
@@ -313,7 +326,7 @@ def test_the_physics_prior_is_matched_to_the_cells_condition_where_the_fleet_sho
     # each training cell predicted from its window with the other cells as fleet: the
     # pooled prior mixes time scales 4 and 12, its own condition's cells do not
     tau = 5.0
-    assert choose_matched(lib, train, window, tau)
+    assert choose_prior(lib, train, window, tau, by_condition=True) == "matched"
     fut = test.cycle > window.known_cycles
 
     def rmse(m: PhysicsMethod) -> float:
@@ -321,17 +334,45 @@ def test_the_physics_prior_is_matched_to_the_cells_condition_where_the_fleet_sho
         return float(np.sqrt(np.mean((m.predict(test.cycle[fut])[0] - test.capacity[fut]) ** 2)))
 
     matched = rmse(PhysicsMethod(lib, fleet=True))
-    pooled = rmse(PhysicsMethod(lib, fleet=True, by_condition=False))
+    pooled = _pooled_rmse(lib, train, test, window)
     # noise-free cells: the matched prior is the right time scale; "half the pooled
     # prior's error" leaves a wide margin while a prior that ignored the condition fails
     assert matched < 0.5 * pooled
     # the hybrid's prior is the matched one too, and it says so
     hyb = FleetHybridMethod(lib, NETS, shrink=(0.0,), fleet=False).fit(train, test, window)
     assert hyb.choices()["matched"] is True
-    # without conditions (or with one) there is nothing to match: the pooled prior
+    # without conditions (or with one) there is nothing to match
     plain = _two_condition_fleet(lib, conditions=False)
-    assert not choose_matched(lib, plain[:-1], window, tau)
+    assert choose_prior(lib, plain[:-1], window, tau, by_condition=True) != "matched"
     assert matched_cells(plain[:-1], plain[-1]) == plain[:-1]
+
+
+def test_without_condition_labels_the_time_scale_prior_is_learned_from_the_window() -> None:
+    from hybridml_battery._learned import MIN_LEARNED
+    from hybridml_battery._matched import choose_prior
+
+    lib = _library()
+    # the same two kinds of cells with no labels: only their early fade tells them apart
+    cells = _two_condition_fleet(lib, conditions=False)
+    window = Window(30.0)
+    train, test = cells[:-1], cells[-1]
+    assert choose_prior(lib, train, window, 5.0, by_condition=True) == "learned"
+    fut = test.cycle > window.known_cycles
+
+    def rmse(m: Any) -> float:
+        m.fit(train, test, window)
+        return float(np.sqrt(np.mean((m.predict(test.cycle[fut])[0] - test.capacity[fut]) ** 2)))
+
+    learned = rmse(PhysicsMethod(lib, fleet=True))
+    pooled_rmse = _pooled_rmse(lib, train, test, window)
+    # noise-free cells whose window slopes separate time scales 4 and 12: the regression
+    # recovers the slow cells' scale, the pooled prior sits between the two; half the
+    # pooled error leaves a wide margin
+    assert learned < 0.5 * pooled_rmse
+    # fewer than MIN_LEARNED other cells: no regression, the pooled prior
+    assert choose_prior(lib, train[:MIN_LEARNED], window, 5.0, by_condition=True) == "pooled"
+    hyb = FleetHybridMethod(lib, NETS, shrink=(0.0,), fleet=False).fit(train, test, window)
+    assert hyb.choices()["learned"] is True
 
 
 def test_a_condition_gets_its_own_candidate_only_where_its_cells_show_it() -> None:
