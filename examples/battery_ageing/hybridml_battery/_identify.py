@@ -373,7 +373,10 @@ class PhysicsPrior:
         ci, si = np.nonzero(keep)
         w = self.weights[keep] / self.weights[keep].sum()
         u = (c[None, :] - 1.0) / np.exp(_LOG_S[si])[:, None]
-        vals = np.stack([self.library.shape(int(j), u[k]) for k, j in enumerate(ci)])
+        vals = np.empty(u.shape)
+        for j in np.unique(ci):  # one interpolation per trajectory, all its time scales
+            rows = np.flatnonzero(ci == j)
+            vals[rows] = self.library.shape(int(j), u[rows].ravel()).reshape(rows.size, -1)
         vals = vals * self.amplitude[keep][:, None]
         mean = w @ vals
         var = w @ (vals - mean) ** 2

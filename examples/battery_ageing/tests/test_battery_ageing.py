@@ -205,6 +205,30 @@ def test_identify_recovers_shape_amplitude_and_time_scale() -> None:
     assert np.abs(prior(cycle) - truth).max() < 0.01
 
 
+def test_the_priors_members_are_each_trajectory_at_each_time_scale() -> None:
+    from hybridml_battery._identify import _LOG_S
+
+    lib = _library()
+    cycle = np.arange(1.0, 121.0)
+    noisy = 1.9 * lib.shape(1, (cycle - 1) / 4.0) + 0.01 * np.sin(cycle)
+    prior = identify(lib, cycle[:40], noisy[:40])  # a spread posterior: many members
+    x = np.linspace(1.0, 400.0, 57)  # beyond the simulated cycles too (the tails)
+    mean, sd = prior.members(x)
+    # the mixture written out member by member (what members vectorises per trajectory)
+    w = prior.weights / prior.weights.sum()
+    ci, si = np.nonzero(w > 1e-6 * w.max())
+    assert np.unique(ci).size > 1 and ci.size > 10
+    vals = np.stack(
+        [
+            prior.amplitude[j, s] * lib.shape(int(j), (x - 1) / np.exp(_LOG_S[s]))
+            for j, s in zip(ci, si, strict=True)
+        ]
+    )
+    ww = w[ci, si] / w[ci, si].sum()
+    np.testing.assert_allclose(mean, ww @ vals, rtol=1e-12)
+    np.testing.assert_allclose(sd, np.sqrt(ww @ (vals - ww @ vals) ** 2), rtol=1e-9, atol=1e-12)
+
+
 def test_fleet_prior_sets_the_rate_when_early_points_are_flat() -> None:
     lib = _library()
     cycle = np.arange(1.0, 161.0)
