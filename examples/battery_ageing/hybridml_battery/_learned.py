@@ -6,10 +6,13 @@ The pooled prior (:func:`.fleet_prior`) gives every new cell the fleet's mean lo
 scale per library trajectory, whatever its early cycles show. Cells that fade faster
 early mostly age faster later too, and cells of one operating condition age alike, so
 the learned prior regresses each trajectory's best-fit log time scale of the training
-cells (:func:`.time_scale_rows`) on the cell's window slope (its normalised drop per N
-cycles over the window's second half) and, where the cells carry ``condition`` labels,
-one indicator per condition. It is a ridge regression on standardised inputs whose
-penalty is chosen by its leave-one-cell-out error over the training cells (closed form);
+cells (:func:`.time_scale_rows`) on what the cell's window shows (its normalised drop per
+N cycles over the window's second half and over its first half, and its level at the
+window's end) and, where the study uses conditions, on one indicator per ``condition``
+label and on the numeric operating conditions every cell carries
+(:attr:`.Cell.conditions`, e.g. ``temperature_c``; :func:`numeric_conditions`). It is a
+ridge regression on standardised inputs whose penalty is chosen by its leave-one-cell-out
+error over the training cells (closed form);
 the prior's spread per trajectory is the regression's leave-one-cell-out residual spread
 (floored as the pooled prior's). The output is a :class:`.FleetPrior`, so the network and
 the identification use it as they use the pooled one.
@@ -28,7 +31,7 @@ from ._identify import _TAU_FLOOR, FleetPrior, time_scale_rows
 from ._methods import Window, window_summary
 from ._physics import FadeLibrary
 
-__all__ = ["MIN_LEARNED", "RIDGE_PENALTIES", "learned_prior"]
+__all__ = ["MIN_LEARNED", "RIDGE_PENALTIES", "learned_prior", "numeric_conditions"]
 
 #: the learned prior needs at least this many training cells (else the pooled prior)
 MIN_LEARNED = 4
@@ -37,12 +40,44 @@ MIN_LEARNED = 4
 RIDGE_PENALTIES = (0.1, 1.0, 10.0, 100.0)
 
 
-def _inputs(cells: Sequence[Cell], window: Window, conditions: Sequence[str]) -> np.ndarray:
-    """Each cell's window slope and its condition indicators, ``(n_cells, 1 + n_cond)``."""
+def _first_half_slope(cell: Cell, window: Window) -> float:
+    """The normalised drop per N cycles over the first half of ``cell``'s window."""
+    m = window.mask(cell)
+    k, q = cell.cycle[m], cell.capacity[m]
+    r = q / float(np.mean(q[:5]))
+    half = k < 0.5 * float(k.max())
+    if half.sum() < 3 or np.ptp(k[half]) == 0:
+        return 0.0
+    return float(np.polyfit(k[half], r[half], 1)[0]) * float(window.known_cycles)
+
+
+def numeric_conditions(fleet: Sequence[Cell], cell: Cell) -> list[str]:
+    """The numeric operating conditions (:attr:`.Cell.conditions`, e.g. ``temperature_c``)
+    that every cell of ``fleet`` and ``cell`` carry, sorted by name."""
+    names = set(cell.conditions)
+    for c in fleet:
+        names &= set(c.conditions)
+    return sorted(names)
+
+
+def _inputs(
+    cells: Sequence[Cell], window: Window, conditions: Sequence[str], numeric: Sequence[str]
+) -> np.ndarray:
+    """Each cell's window shape (the normalised drop per N cycles over the window's second
+    half, its level at the window's end, its drop over the first half), one indicator per
+    ``condition`` label and its ``numeric`` conditions, ``(n_cells, 3 + n_cond + n_num)``."""
     rows = []
     for c in cells:
-        slope = window_summary(c, window)[2]
-        rows.append([slope, *(float(c.condition == k) for k in conditions)])
+        _, level, slope = window_summary(c, window)
+        rows.append(
+            [
+                slope,
+                level,
+                _first_half_slope(c, window),
+                *(float(c.condition == k) for k in conditions),
+                *(float(c.conditions[k]) for k in numeric),
+            ]
+        )
     return np.asarray(rows, dtype=float)
 
 
@@ -66,11 +101,13 @@ def learned_prior(
         cells = [(c.cycle, c.capacity) for c in fleet]
         return fleet_prior(library, cells, True, regen_tau=regen_tau)
     conditions: list[str] = []
+    numeric: list[str] = []
     if by_condition:
         conditions = sorted({c.condition for c in fleet if c.condition is not None})
+        numeric = numeric_conditions(fleet, cell)
     y = time_scale_rows(library, [(c.cycle, c.capacity) for c in fleet], regen_tau)
-    x = _inputs(fleet, window, conditions)
-    x_new = _inputs([cell], window, conditions)[0]
+    x = _inputs(fleet, window, conditions, numeric)
+    x_new = _inputs([cell], window, conditions, numeric)[0]
     mean, std = _ridge(x, y, x_new)
     return FleetPrior(mean=mean, std=np.maximum(std, _TAU_FLOOR), regen_tau=regen_tau)
 

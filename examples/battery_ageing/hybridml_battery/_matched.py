@@ -8,7 +8,8 @@ worse than none. The **matched** prior (``"matched"``) takes the time scales of 
 training cells of the cell's own ``condition`` only (at least :data:`MIN_MATCHED` of
 them; otherwise the whole fleet). The **learned** prior (``"learned"``,
 :func:`._learned.learned_prior`) regresses the training cells' time scales on what their
-windows show (the window's slope, and the condition where there are labels).
+windows show (the window's shape, and the operating conditions where the cells carry
+them).
 
 Which one to use is chosen on the training cells, never on the test cell: each training
 cell is predicted after N from its own window with each prior (the other training cells

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 __all__: list[str] = []
 
 FORMAT = "hybridml-battery.FleetHybridMethod"
-VERSION = 4
+VERSION = 5
 
 
 def _versions() -> dict[str, str]:

@@ -4,6 +4,7 @@ what the physics misses, and its choices use the training cells only."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -373,6 +374,49 @@ def test_without_condition_labels_the_time_scale_prior_is_learned_from_the_windo
     assert choose_prior(lib, train[:MIN_LEARNED], window, 5.0, by_condition=True) == "pooled"
     hyb = FleetHybridMethod(lib, NETS, shrink=(0.0,), fleet=False).fit(train, test, window)
     assert hyb.choices()["learned"] is True
+
+
+def _temperature_fleet(lib: FadeLibrary, temperatures: bool) -> list[Cell]:
+    """Ten cells whose first 40 cycles are flat and alike, then fade along the library's
+    linear shape: five hot ones (45 °C, time scale about 4) and five cool ones (25 °C,
+    about 12), with their ``temperature_c`` (or without)."""
+    rng = np.random.default_rng(3)
+    cycle = np.arange(1.0, 201.0)
+    cells = []
+    for i in range(10):
+        hot = i % 2 == 0
+        s = (4.0 if hot else 12.0) * rng.uniform(0.95, 1.05)
+        q = 2.0 * lib.shape(0, np.clip(cycle - 40, 0, None) / s)
+        conds = {"temperature_c": 45.0 if hot else 25.0} if temperatures else {}
+        cells.append(Cell(f"T{i:02d}", cycle, q, np.arange(2, 202), conditions=conds))
+    return cells
+
+
+def test_the_learned_time_scale_prior_uses_the_numeric_operating_conditions() -> None:
+    from hybridml_battery._learned import numeric_conditions
+    from hybridml_battery._matched import choose_prior
+
+    lib = _library()
+    window = Window(30.0)
+
+    def physics_rmse(cells: list[Cell]) -> float:
+        train, test = cells[:-1], cells[-1]  # the test cell is a cool one
+        fut = test.cycle > window.known_cycles
+        m = PhysicsMethod(lib, fleet=True).fit(train, test, window)
+        return float(np.sqrt(np.mean((m.predict(test.cycle[fut])[0] - test.capacity[fut]) ** 2)))
+
+    hot_cold, plain = _temperature_fleet(lib, True), _temperature_fleet(lib, False)
+    assert numeric_conditions(hot_cold[:-1], hot_cold[-1]) == ["temperature_c"]
+    assert numeric_conditions(plain[:-1], plain[-1]) == []
+    # every window is flat and alike: only the temperature tells the time scales apart
+    assert choose_prior(lib, hot_cold[:-1], window, 5.0, by_condition=True) == "learned"
+    # noise-free cells: with the temperature the prior is the cool cells' time scale,
+    # without it a mix of 4 and 12; "half the error" leaves a wide margin while a prior
+    # that ignored the temperature fails
+    assert physics_rmse(hot_cold) < 0.5 * physics_rmse(plain)
+    # a column that some cells lack is not used
+    partial = [*hot_cold[:-1], dataclasses.replace(hot_cold[-1], conditions={})]
+    assert numeric_conditions(partial[:-1], partial[-1]) == []
 
 
 def test_a_condition_gets_its_own_candidate_only_where_its_cells_show_it() -> None:
