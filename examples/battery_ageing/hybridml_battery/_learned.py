@@ -27,8 +27,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._data import Cell
-from ._identify import _TAU_FLOOR, FleetPrior, time_scale_rows
-from ._methods import Window, window_summary
+from ._identify import _TAU_FLOOR, FleetPrior, fleet_prior, time_scale_rows
+from ._methods import Window, window_first_half_slope, window_summary
 from ._physics import FadeLibrary
 
 __all__ = ["MIN_LEARNED", "RIDGE_PENALTIES", "learned_prior", "numeric_conditions"]
@@ -38,17 +38,6 @@ MIN_LEARNED = 4
 #: penalties of the ridge regression (on standardised inputs); the one with the lowest
 #: leave-one-cell-out error over the training cells is used
 RIDGE_PENALTIES = (0.1, 1.0, 10.0, 100.0)
-
-
-def _first_half_slope(cell: Cell, window: Window) -> float:
-    """The normalised drop per N cycles over the first half of ``cell``'s window."""
-    m = window.mask(cell)
-    k, q = cell.cycle[m], cell.capacity[m]
-    r = q / float(np.mean(q[:5]))
-    half = k < 0.5 * float(k.max())
-    if half.sum() < 3 or np.ptp(k[half]) == 0:
-        return 0.0
-    return float(np.polyfit(k[half], r[half], 1)[0]) * float(window.known_cycles)
 
 
 def numeric_conditions(fleet: Sequence[Cell], cell: Cell) -> list[str]:
@@ -73,7 +62,7 @@ def _inputs(
             [
                 slope,
                 level,
-                _first_half_slope(c, window),
+                window_first_half_slope(c, window),
                 *(float(c.condition == k) for k in conditions),
                 *(float(c.conditions[k]) for k in numeric),
             ]
@@ -94,8 +83,6 @@ def learned_prior(
 
     Fewer than :data:`MIN_LEARNED` fleet cells: the pooled prior of ``fleet``.
     """
-    from ._identify import fleet_prior
-
     fleet = [c for c in fleet if c.cell_id != cell.cell_id]
     if len(fleet) < MIN_LEARNED:
         cells = [(c.cycle, c.capacity) for c in fleet]

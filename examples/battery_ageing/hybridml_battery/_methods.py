@@ -88,12 +88,24 @@ def window_summary(cell: Cell, window: Window) -> tuple[float, float, float]:
     q0 = float(np.mean(q[:5]))
     r = q / q0
     level = float(np.mean(r[-max(3, r.size // 5) :]))
-    half = k >= 0.5 * float(k.max())
-    if half.sum() >= 3 and np.ptp(k[half]) > 0:
-        slope = float(np.polyfit(k[half], r[half], 1)[0]) * float(window.known_cycles)
-    else:
-        slope = 0.0
-    return q0, level, slope
+    return q0, level, _drop_per_n(k, r, k >= 0.5 * float(k.max()), window)
+
+
+def window_first_half_slope(cell: Cell, window: Window) -> float:
+    """The normalised drop per N cycles over the first half of ``cell``'s window (the
+    second half's is :func:`window_summary`'s third value)."""
+    m = window.mask(cell)
+    k, q = cell.cycle[m], cell.capacity[m]
+    r = q / float(np.mean(q[:5]))
+    return _drop_per_n(k, r, k < 0.5 * float(k.max()), window)
+
+
+def _drop_per_n(k: np.ndarray, r: np.ndarray, part: np.ndarray, window: Window) -> float:
+    """The least-squares slope of ``r`` over the cycles ``k[part]``, per N cycles (0 with
+    fewer than 3 points or a single cycle)."""
+    if part.sum() >= 3 and np.ptp(k[part]) > 0:
+        return float(np.polyfit(k[part], r[part], 1)[0]) * float(window.known_cycles)
+    return 0.0
 
 
 def _window_problem(cell: Cell, window: Window) -> str | None:

@@ -289,19 +289,32 @@ def test_a_fitted_hybrid_saves_and_loads_and_forecasts_new_cells_the_same(tmp_pa
         FleetHybridMethod.load(tmp_path / "missing.pt")
 
 
-def _two_condition_fleet(lib: FadeLibrary, conditions: bool) -> list[Cell]:
-    """Ten cells along the library's linear shape: five cycled fast (time scale about 4)
-    and five slowly (about 12), labelled by ``condition`` (or not)."""
-    rng = np.random.default_rng(2)
-    cycle = np.arange(1.0, 161.0)
+def _two_speed_fleet(
+    lib: FadeLibrary, seed: int, n_cycles: int, start: float, prefix: str, tags: Any
+) -> list[Cell]:
+    """Ten cells along the library's linear shape from cycle ``start`` on (flat before):
+    five fast ones (time scale about 4; even numbers) and five slow ones (about 12);
+    ``tags(fast)`` gives each cell's ``condition`` and ``conditions``."""
+    rng = np.random.default_rng(seed)
+    cycle = np.arange(1.0, n_cycles + 1.0)
     cells = []
     for i in range(10):
         fast = i % 2 == 0
         s = (4.0 if fast else 12.0) * rng.uniform(0.95, 1.05)
-        q = 2.0 * lib.shape(0, (cycle - 1) / s)
-        label = ("fast" if fast else "slow") if conditions else None
-        cells.append(Cell(f"M{i:02d}", cycle, q, np.arange(2, 162), condition=label))
+        q = 2.0 * lib.shape(0, np.clip(cycle - start, 0, None) / s)
+        lines = np.arange(2, n_cycles + 2)
+        cells.append(Cell(f"{prefix}{i:02d}", cycle, q, lines, **tags(fast)))
     return cells
+
+
+def _two_condition_fleet(lib: FadeLibrary, conditions: bool) -> list[Cell]:
+    """Ten cells of 160 cycles along the library's linear shape: five cycled fast (time
+    scale about 4) and five slowly (about 12), labelled by ``condition`` (or not)."""
+
+    def tags(fast: bool) -> dict[str, Any]:
+        return {"condition": ("fast" if fast else "slow") if conditions else None}
+
+    return _two_speed_fleet(lib, 2, 160, 1.0, "M", tags)
 
 
 def _pooled_rmse(lib: FadeLibrary, train: list[Cell], test: Cell, window: Window) -> float:
@@ -380,16 +393,11 @@ def _temperature_fleet(lib: FadeLibrary, temperatures: bool) -> list[Cell]:
     """Ten cells whose first 40 cycles are flat and alike, then fade along the library's
     linear shape: five hot ones (45 °C, time scale about 4) and five cool ones (25 °C,
     about 12), with their ``temperature_c`` (or without)."""
-    rng = np.random.default_rng(3)
-    cycle = np.arange(1.0, 201.0)
-    cells = []
-    for i in range(10):
-        hot = i % 2 == 0
-        s = (4.0 if hot else 12.0) * rng.uniform(0.95, 1.05)
-        q = 2.0 * lib.shape(0, np.clip(cycle - 40, 0, None) / s)
-        conds = {"temperature_c": 45.0 if hot else 25.0} if temperatures else {}
-        cells.append(Cell(f"T{i:02d}", cycle, q, np.arange(2, 202), conditions=conds))
-    return cells
+
+    def tags(hot: bool) -> dict[str, Any]:
+        return {"conditions": {"temperature_c": 45.0 if hot else 25.0} if temperatures else {}}
+
+    return _two_speed_fleet(lib, 3, 200, 40.0, "T", tags)
 
 
 def test_the_learned_time_scale_prior_uses_the_numeric_operating_conditions() -> None:
