@@ -726,9 +726,9 @@ class FleetHybridMethod(Method):
         of the (corrected) prior and the network's share ``lam`` chosen by the inner
         cross-validation for the cell last applied (the fleet-wide choice before any),
         whether that is its condition's own choice (``by_condition``, see
-        ``condition_choices_``) and whether the fleet prior is matched to the cell's
-        condition (``matched``) or learned from its window (``learned``), see
-        :mod:`hybridml_battery._matched`."""
+        ``condition_choices_``) and whether the physics prior's time scale is matched to
+        the cell's condition (``matched``), learned from its window (``learned``) or
+        left to the window alone (``flat``), see :mod:`hybridml_battery._matched`."""
         c = self.cell_choice_
         return {
             "prior": c.prior,
@@ -736,6 +736,7 @@ class FleetHybridMethod(Method):
             "share": c.share,
             "matched": self.fold_.setting[2] == "matched",
             "learned": self.fold_.setting[2] == "learned",
+            "flat": self.fold_.setting[2] == "flat",
             "by_condition": c != self.choice_,
         }
 

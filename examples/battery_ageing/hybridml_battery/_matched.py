@@ -1,5 +1,6 @@
 """Which time-scale prior the physics prior takes from the training cells: pooled over
-them, matched to the cell's operating condition, or learned from the cell's window.
+them, matched to the cell's operating condition, learned from the cell's window, or none
+(flat).
 
 A cell's time-scale prior (:func:`.fleet_prior`) pools the training cells' time scales
 (``"pooled"``). Cells cycled under other conditions (another C-rate, batch or chemistry)
@@ -9,13 +10,17 @@ training cells of the cell's own ``condition`` only (at least :data:`MIN_MATCHED
 them; otherwise the whole fleet). The **learned** prior (``"learned"``,
 :func:`._learned.learned_prior`) regresses the training cells' time scales on what their
 windows show (the window's shape, and the operating conditions where the cells carry
-them).
+them). The **flat** prior (``"flat"``) takes none from them: the fade library is
+identified from the cell's window alone (as the ``physics`` baseline), with the training
+cells' recovery time; where a few training cells of other batches or conditions give a
+confident but wrong time scale, the window alone is the better guess.
 
 Which one to use is chosen on the training cells, never on the test cell: each training
 cell is predicted after N from its own window with each prior (the other training cells
 as fleet, the fleet's recovery time), and a prior other than the pooled one is used only
 if it beats pooling in the paired t-test of :func:`._choice._guarded_choice` over those
-cells (then the simplest within one standard error: pooled, matched, learned). The
+cells (then the first within one standard error of the best: pooled, matched, learned,
+flat; the window alone is used only where no prior from the fleet comes close). The
 matched prior is a candidate only where the cells carry conditions (``by_condition``),
 the learned one only with at least :data:`._learned.MIN_LEARNED` other cells.
 """
@@ -37,8 +42,9 @@ from ._physics import FadeLibrary
 
 #: a matched prior needs at least this many training cells of the cell's condition
 MIN_MATCHED = 2
-#: the time-scale priors, simplest first
-SCALE_PRIORS = ("pooled", "matched", "learned")
+#: the time-scale priors, in their order of preference within one standard error: the
+#: fleet's own time scales first, the window alone (``"flat"``) last
+SCALE_PRIORS = ("pooled", "matched", "learned", "flat")
 
 
 def matched_cells(fleet: Sequence[Cell], cell: Cell) -> list[Cell]:
@@ -62,6 +68,9 @@ def prior_for(
     """``cell``'s time-scale prior from ``fleet`` (one of :data:`SCALE_PRIORS`), with the
     recovery time ``regen_tau``; the learned prior sees the cells' windows ``window``
     (and their conditions with ``by_condition``)."""
+    if scale_prior == "flat":  # no prior on the time scale: infinite spread
+        n = len(library)
+        return FleetPrior(mean=np.zeros(n), std=np.full(n, np.inf), regen_tau=regen_tau)
     if scale_prior == "learned":
         return learned_prior(library, fleet, cell, window, regen_tau, by_condition)
     group = matched_cells(fleet, cell) if scale_prior == "matched" else list(fleet)
@@ -91,13 +100,11 @@ def _choose(
     regen_tau: float | None,
     by_condition: bool,
 ) -> str:
-    modes = ["pooled"]
+    modes = ["pooled", "flat"]  # the order of preference is SCALE_PRIORS's
     if by_condition and len({c.condition for c in train if c.condition is not None}) >= 2:
         modes.append("matched")
     if len(train) - 1 >= MIN_LEARNED:
         modes.append("learned")
-    if len(modes) == 1:
-        return "pooled"
     errs: dict[str, list[float]] = {k: [] for k in modes}
     for cell in _eligible(train, window):
         others = [c for c in train if c.cell_id != cell.cell_id]

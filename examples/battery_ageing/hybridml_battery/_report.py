@@ -217,12 +217,14 @@ def write_report(
         ]
         n_matched = sum(bool(c.get("matched")) for c in chosen.values())
         n_learned = sum(bool(c.get("learned")) for c in chosen.values())
+        n_flat = sum(bool(c.get("flat")) for c in chosen.values())
         n_own = sum(bool(c.get("by_condition")) for c in chosen.values())
         lines += [
             "",
             "The physics prior's time scales came from the training cells of the cell's own "
             f"condition for {n_matched} of {len(chosen)} cell(s), and were learned from the "
-            f"cell's window (regressed on the training cells) for {n_learned} (chosen on the "
+            f"cell's window (regressed on the training cells) for {n_learned}, and were not "
+            f"taken from the training cells (the window alone) for {n_flat} (chosen on the "
             "training cells; pooled over the whole fleet for the others). The choice above "
             "was the cell's "
             f"condition's own (its held-out training cells chose another candidate than the "

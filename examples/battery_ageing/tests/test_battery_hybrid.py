@@ -70,6 +70,7 @@ def test_without_the_networks_share_the_hybrid_is_the_physics_prior() -> None:
         "share": 0.0,
         "matched": False,
         "learned": False,
+        "flat": False,
         "by_condition": False,
     }
     alone = PhysicsMethod(lib, fleet=True).fit(cells[:2], cells[3], window)
@@ -181,9 +182,9 @@ def test_where_the_physics_misses_the_inner_folds_blend_in_the_fleet_forecast() 
     assert np.mean(errs["hybrid"]) < 0.5 * np.mean(errs["physics"])
 
 
-def test_where_the_fleets_time_scales_mislead_the_inner_folds_choose_the_windows_own_prior() -> (
-    None
-):
+def test_where_the_fleets_time_scales_mislead_the_window_alone_sets_the_time_scale() -> None:
+    from hybridml_battery._matched import choose_prior
+
     lib = _library()
     # cells along the library's linear shape whose time scales differ by a factor of 4
     # across the fleet: the other cells' time scales are a poor prior for any one cell,
@@ -197,13 +198,17 @@ def test_where_the_fleets_time_scales_mislead_the_inner_folds_choose_the_windows
     ]
     window = Window(60.0)
     test = cells.pop(2)  # the middle time scale: the fleet prior's mean is near it
+    # the flat prior is better on every held-out training cell: the guard lets it in
+    assert choose_prior(lib, cells, window, 5.0, by_condition=False) == "flat"
     memo: dict[Any, Any] = {}
     hyb = FleetHybridMethod(lib, NETS, shrink=(0.0,), fleet=False, memo=memo)
     hyb.fit(cells, test, window)
-    # the own prior alone is better on every held-out cell: the guard lets it in
-    assert hyb.choice_ == Candidate("own", 1.0, 0.0)
+    assert hyb.choices()["flat"] is True
+    # the hybrid's physics prior is then the window's own (the `physics` baseline): the
+    # inner folds find nothing between the two, and the default is kept
+    assert hyb.choice_ == Candidate("fleet", 1.0, 0.0)
     own = hyb.inner_rmse_[Candidate("own", 1.0, 0.0)]
-    assert own < 0.5 * hyb.inner_rmse_[Candidate("fleet", 1.0, 0.0)]
+    np.testing.assert_allclose(own, hyb.inner_rmse_[Candidate("fleet", 1.0, 0.0)], rtol=1e-9)
     alone = PhysicsMethod(lib).fit(cells, test, window)
     np.testing.assert_allclose(hyb.predict(test.cycle)[0], alone.predict(test.cycle)[0], rtol=1e-12)
 
@@ -383,8 +388,9 @@ def test_without_condition_labels_the_time_scale_prior_is_learned_from_the_windo
     # recovers the slow cells' scale, the pooled prior sits between the two; half the
     # pooled error leaves a wide margin
     assert learned < 0.5 * pooled_rmse
-    # fewer than MIN_LEARNED other cells: no regression, the pooled prior
-    assert choose_prior(lib, train[:MIN_LEARNED], window, 5.0, by_condition=True) == "pooled"
+    # fewer than MIN_LEARNED other cells: no regression; the pooled prior mixes the two
+    # speeds, so the window alone (noise-free, a clear slope) is chosen instead
+    assert choose_prior(lib, train[:MIN_LEARNED], window, 5.0, by_condition=True) == "flat"
     hyb = FleetHybridMethod(lib, NETS, shrink=(0.0,), fleet=False).fit(train, test, window)
     assert hyb.choices()["learned"] is True
 
