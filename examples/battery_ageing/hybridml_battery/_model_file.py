@@ -142,6 +142,7 @@ def load_hybrid(path: str | os.PathLike[str]) -> FleetHybridMethod:
     from ._fleet import FleetConfig
     from ._hybrid import Candidate, FleetHybridMethod, _FoldModel
     from ._identify import FleetPrior
+    from ._matched import SCALE_PRIORS
     from ._methods import NetSettings, Window
     from ._physics import FadeLibrary
 
@@ -222,11 +223,18 @@ def load_hybrid(path: str | os.PathLike[str]) -> FleetHybridMethod:
         eol_thresholds=s["eol_thresholds"],
         name=s["name"],
     )
-    fp = None
-    if "prior.mean" in ts:
-        fp = FleetPrior(ts["prior.mean"], ts["prior.std"], fit["regen_tau"])
-    cfg = None if fit["fleet_config"] is None else FleetConfig(**fit["fleet_config"])
-    window = Window(float(fit["window"]["known_cycles"]), int(fit["window"]["every"]))
+    try:
+        fp = None
+        if "prior.mean" in ts:
+            fp = FleetPrior(ts["prior.mean"], ts["prior.std"], fit["regen_tau"])
+        cfg = None if fit["fleet_config"] is None else FleetConfig(**fit["fleet_config"])
+        window = Window(float(fit["window"]["known_cycles"]), int(fit["window"]["every"]))
+        scale_prior = str(fit["scale_prior"])
+        if scale_prior not in SCALE_PRIORS:
+            raise ValueError(f"time-scale prior {scale_prior!r} is none of {SCALE_PRIORS}")
+    except (KeyError, TypeError, ValueError) as exc:
+        why = f"{type(exc).__name__}: {exc}"
+        raise ModelFileError(f"{what}: '{path}' is damaged ({why}).") from None
     ensemble = None
     if payload.get("network") is not None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -237,7 +245,7 @@ def load_hybrid(path: str | os.PathLike[str]) -> FleetHybridMethod:
         window,
         method.parts,
         library,
-        (fp, cfg, str(fit["scale_prior"])),
+        (fp, cfg, scale_prior),
         float(fit["life"]),
         ensemble,
     )

@@ -286,6 +286,10 @@ def test_a_fitted_hybrid_saves_and_loads_and_forecasts_new_cells_the_same(tmp_pa
     import json
 
     meta = json.loads(payload["meta"])
+    bad = {**meta, "fitted": {**meta["fitted"], "scale_prior": "guessed"}}
+    torch.save({**payload, "meta": json.dumps(bad)}, tmp_path / "bad.pt")
+    with pytest.raises(ModelFileError, match="damaged .*'guessed'"):
+        FleetHybridMethod.load(tmp_path / "bad.pt")
     meta["versions"]["hybridml_battery"] = "0.0.1"
     torch.save({**payload, "meta": json.dumps(meta)}, tmp_path / "old.pt")
     with pytest.warns(ModelFileWarning, match="hybridml_battery 0.0.1"):
