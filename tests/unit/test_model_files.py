@@ -325,3 +325,62 @@ def test_a_saved_batched_ensemble_loads_and_predicts_bitwise_the_same(tmp_path: 
     np.testing.assert_array_equal(back.member_weights_, ens.member_weights_)
     assert back.history_.loss == ens.history_.loss
     assert back.get_params(deep=False)["dtype"] is torch.float64
+
+
+def test_a_plug_in_writes_and_reads_its_own_model_file_format(tmp_path: Path) -> None:
+    """write_model_file / read_model_file: the envelope hybridml's own files use, for a
+    plug-in's model: data only, round trip, and every wrong file refused by name."""
+    path = tmp_path / "mine.pt"
+    meta = {"settings": {"width": 3, "names": ["a", "b"]}, "fitted": {"score": 0.5}}
+    tensors = {"w": np.arange(6.0).reshape(2, 3), "ids": torch.tensor([1, 2], dtype=torch.int64)}
+    hm.write_model_file(path, "mypkg.Model", 2, meta, tensors, extra={"note": ["x", 1]})
+    assert [p.name for p in tmp_path.iterdir()] == ["mine.pt"]  # no temporary file left
+    raw = torch.load(path, weights_only=True)  # data only
+    assert raw["format"] == "mypkg.Model" and isinstance(raw["meta"], str)
+    back = hm.read_model_file(path, "mypkg.Model", 2, what="Model.load", writer="Model.save")
+    assert back["meta"] == meta and back["note"] == ["x", 1]
+    np.testing.assert_array_equal(back["tensors"]["w"].numpy(), tensors["w"])
+    assert back["tensors"]["ids"].dtype == torch.int64
+
+    def read(p: Path, version: int = 2) -> object:
+        return hm.read_model_file(p, "mypkg.Model", version, what="Model.load", writer="Model.save")
+
+    # another version: older files are to be saved again, newer ones need an upgrade
+    with pytest.raises(
+        ModelFileError,
+        match=r"Model.load: '.*mine.pt' has format version 2; "
+        r"this hybridml reads version 3; save the model again",
+    ):
+        read(path, 3)
+    with pytest.raises(ModelFileError, match="reads version 1; upgrade hybridml"):
+        read(path, 1)
+    # hybridml's own model file, a bare state dict, another format: each said as such
+    est = HybridRegressor(**SMALL).fit(*data())
+    est.save(tmp_path / "reg.pt")
+    with pytest.raises(
+        ModelFileError,
+        match=r"not a 'mypkg.Model' model file but a hybridml "
+        r"HybridRegressor model file \(read it with hybridml.load_model\)",
+    ):
+        read(tmp_path / "reg.pt")
+    torch.save(est.model_.state_dict(), tmp_path / "bare.pt")
+    with pytest.raises(ModelFileError, match="bare state dict"):
+        read(tmp_path / "bare.pt")
+    hm.write_model_file(tmp_path / "other.pt", "other.Thing", 2, {}, {})
+    with pytest.raises(ModelFileError, match=r"but a 'other.Thing' file\. Write it with Model"):
+        read(tmp_path / "other.pt")
+    # damaged metadata, pickled code, no file
+    torch.save({**raw, "meta": "{not json"}, tmp_path / "damaged.pt")
+    with pytest.raises(ModelFileError, match="is damaged"):
+        read(tmp_path / "damaged.pt")
+    torch.save({"format": "mypkg.Model", "f": HybridRegressor}, tmp_path / "code.pt")
+    with pytest.raises(ModelFileError, match="weights_only=True refused it"):
+        read(tmp_path / "code.pt")
+    with pytest.raises(FileNotFoundError, match=r"Model\.load: no file"):
+        read(tmp_path / "missing.pt")
+    # what cannot be written is refused before anything is written
+    with pytest.raises(TypeError, match="meta must be JSON"):
+        hm.write_model_file(tmp_path / "x.pt", "mypkg.Model", 2, {"f": object()}, {})
+    with pytest.raises(TypeError, match=r"extra may not set \['version'\]"):
+        hm.write_model_file(tmp_path / "x.pt", "mypkg.Model", 2, {}, {}, extra={"version": 3})
+    assert not (tmp_path / "x.pt").exists()

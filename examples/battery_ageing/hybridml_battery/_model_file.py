@@ -1,20 +1,20 @@
 """Model files of a fitted :class:`.FleetHybridMethod`: everything it needs to forecast a
 new cell from its early cycles, in one file.
 
-The file is a ``torch.save`` of data only (read back with ``weights_only=True``): JSON
+The file is a data-only model file of hybridml (:func:`hybridml.write_model_file`, read
+back by :func:`hybridml.read_model_file` with ``weights_only=True``): JSON
 metadata (the settings, the window, the choices made on the training cells, the fade
 library's parameters, the training cells' ids and conditions, the versions it was saved
 with and a hash of the training data) and tensors (the fade library's curves, the fleet
 prior, the training cells' measurements, which the fleet forecast and the physics prior of
 a new cell are built from). The network is a :class:`hybridml.BatchedEnsemble` model file,
 embedded as it was written by :meth:`hybridml.BatchedEnsemble.save`. The file is written
-atomically (:func:`hybridml.atomic_write`).
+atomically.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import tempfile
 import warnings
@@ -52,17 +52,11 @@ def _hash(cells: list[Any]) -> str:
     return h.hexdigest()
 
 
-def _t(a: Any) -> Any:
-    import torch
-
-    return torch.from_numpy(np.array(a, dtype=np.float64, copy=True))
-
-
 def save_hybrid(method: FleetHybridMethod, path: str | os.PathLike[str]) -> None:
     """Write a fitted hybrid (see :meth:`.FleetHybridMethod.save`)."""
     import torch
 
-    from hybridml import NotFittedError, atomic_write
+    from hybridml import NotFittedError, write_model_file
 
     if not hasattr(method, "fold_"):
         raise NotFittedError(
@@ -106,37 +100,27 @@ def save_hybrid(method: FleetHybridMethod, path: str | os.PathLike[str]) -> None
         "data_hash": _hash(cells),
         "versions": _versions(),
     }
-    tensors: dict[str, Any] = {"library.curves": _t(lib.curves)}
+    tensors: dict[str, Any] = {"library.curves": lib.curves}
     if fp is not None:
-        tensors["prior.mean"], tensors["prior.std"] = _t(fp.mean), _t(fp.std)
+        tensors["prior.mean"], tensors["prior.std"] = fp.mean, fp.std
     for i, c in enumerate(cells):
-        tensors[f"cell.{i}.cycle"] = _t(c.cycle)
-        tensors[f"cell.{i}.capacity"] = _t(c.capacity)
-        tensors[f"cell.{i}.lines"] = torch.from_numpy(np.asarray(c.lines, dtype=np.int64).copy())
+        tensors[f"cell.{i}.cycle"] = np.asarray(c.cycle, dtype=np.float64)
+        tensors[f"cell.{i}.capacity"] = np.asarray(c.capacity, dtype=np.float64)
+        tensors[f"cell.{i}.lines"] = np.asarray(c.lines, dtype=np.int64)
     network = None
     if fold.ensemble is not None:
         with tempfile.TemporaryDirectory() as tmp:
             fold.ensemble.save(Path(tmp) / "network.pt")
             network = torch.load(Path(tmp) / "network.pt", map_location="cpu", weights_only=True)
-    payload = {
-        "format": FORMAT,
-        "version": VERSION,
-        "meta": json.dumps(meta),
-        "tensors": tensors,
-        "network": network,
-    }
-    atomic_write(Path(path), lambda f: torch.save(payload, f), binary=True)
+    write_model_file(path, FORMAT, VERSION, meta, tensors, extra={"network": network})
 
 
 def load_hybrid(path: str | os.PathLike[str]) -> FleetHybridMethod:
     """Read a model file written by :func:`save_hybrid` (see
     :meth:`.FleetHybridMethod.load`)."""
-    import pickle
-    import zipfile
-
     import torch
 
-    from hybridml import BatchedEnsemble, ModelFileError, ModelFileWarning
+    from hybridml import BatchedEnsemble, ModelFileError, ModelFileWarning, read_model_file
 
     from ._data import Cell
     from ._fleet import FleetConfig
@@ -148,31 +132,17 @@ def load_hybrid(path: str | os.PathLike[str]) -> FleetHybridMethod:
 
     path = Path(path)
     what = "FleetHybridMethod.load"
-    if not path.exists():
-        raise FileNotFoundError(f"{what}: no file '{path}'.")
+    payload = read_model_file(
+        path,
+        FORMAT,
+        VERSION,
+        what=what,
+        writer="FleetHybridMethod.save",
+        kind="a model file of the battery hybrid",
+        reader="hybridml-battery",
+    )
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, zipfile.BadZipFile) as exc:
-        raise ModelFileError(
-            f"{what}: '{path}' is not a model file of the battery hybrid (torch.load with "
-            f"weights_only=True refused it: {type(exc).__name__}: {str(exc)[:200]}). Write "
-            "it with FleetHybridMethod.save."
-        ) from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        other = payload.get("class") if isinstance(payload, dict) else None
-        but = f" but a hybridml {other} model file (read it with hybridml.load_model)"
-        raise ModelFileError(
-            f"{what}: '{path}' is not a model file of the battery hybrid"
-            + (but if other else "")
-            + ". Write it with FleetHybridMethod.save."
-        )
-    if payload.get("version") != VERSION:
-        raise ModelFileError(
-            f"{what}: '{path}' has format version {payload.get('version')!r}; this "
-            f"hybridml-battery reads version {VERSION}: save the model again with it."
-        )
-    try:
-        meta = json.loads(payload["meta"])
+        meta = payload["meta"]
         ts = {k: v.numpy() for k, v in payload["tensors"].items()}
         s, fit = meta["settings"], meta["fitted"]
         saved = meta.get("versions", {})

@@ -288,7 +288,7 @@ def test_a_fitted_hybrid_saves_and_loads_and_forecasts_new_cells_the_same(tmp_pa
     meta = json.loads(payload["meta"])
     bad = {**meta, "fitted": {**meta["fitted"], "scale_prior": "guessed"}}
     torch.save({**payload, "meta": json.dumps(bad)}, tmp_path / "bad.pt")
-    with pytest.raises(ModelFileError, match="damaged .*'guessed'"):
+    with pytest.raises(ModelFileError, match=r"damaged .*'guessed'"):
         FleetHybridMethod.load(tmp_path / "bad.pt")
     meta["versions"]["hybridml_battery"] = "0.0.1"
     torch.save({**payload, "meta": json.dumps(meta)}, tmp_path / "old.pt")

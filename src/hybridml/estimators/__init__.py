@@ -21,6 +21,7 @@ from ._ensemble import (
     EnsemblePrediction,
     MemberFailure,
 )
+from ._file_format import ModelFileError, read_model_file, write_model_file
 from ._finetune import (
     FineTuneResult,
     augmented_losses,
@@ -30,7 +31,6 @@ from ._finetune import (
 )
 from ._model_meta import ModelFileWarning, data_hash, load_model
 from ._model_selection import CVResult, FoldResult, GroupKFold, LeaveOneGroupOut, cross_validate
-from ._persist import ModelFileError
 from ._regressor import HybridRegressor, Prediction
 
 __all__ = [
@@ -66,4 +66,6 @@ __all__ = [
     "load_model",
     "mixed_data_loss",
     "pretrain_finetune",
+    "read_model_file",
+    "write_model_file",
 ]

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,13 +34,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._atomic import atomic_write
 from ..exceptions import HybridMLError
+from ._file_format import (
+    HYBRIDML_FORMAT,
+    ModelFileError,
+    _tensor,
+    read_model_file,
+    write_model_file,
+)
 from ._model_meta import check_versions, versions
 
 __all__ = ["ModelFileError"]
 
-FORMAT = "hybridml.model"
+FORMAT = HYBRIDML_FORMAT
 VERSION = 1
 
 #: settings of a HybridRegressor stored as data
@@ -66,12 +70,6 @@ _NEEDED = ("simulator", "transform")
 _TRAINING = ("physics", "phases", "early_stopping")
 
 
-class ModelFileError(HybridMLError, ValueError):
-    """A model file that cannot be loaded: not a hybridml model file, another format
-    version, another class, damaged, or settings given to ``load`` that do not match the
-    saved model (another adapter, other checks, a missing simulator)."""
-
-
 # ----------------------------------------------------------------------------- helpers
 
 
@@ -80,63 +78,20 @@ def _path_of(obj: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _tensor(a: Any) -> torch.Tensor:
-    if isinstance(a, torch.Tensor):
-        return a.detach().cpu().clone()
-    return torch.from_numpy(np.array(a, copy=True))
-
-
 def _write(
     path: str | os.PathLike[str], cls_name: str, meta: dict[str, Any], tensors: Any, adapters: Any
 ) -> None:
     meta = {**meta, "versions": versions(adapters)}
-    payload = {
-        "format": FORMAT,
-        "version": VERSION,
-        "class": cls_name,
-        "meta": json.dumps(meta),
-        "tensors": tensors,
-    }
-    atomic_write(Path(path), lambda f: torch.save(payload, f), binary=True)
+    write_model_file(path, FORMAT, VERSION, meta, tensors, extra={"class": cls_name})
 
 
 def _payload(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
-    """The contents of a hybridml model file of this format version (any class)."""
-    path = Path(path)
+    """The contents of a hybridml model file of this format version (any class), its
+    metadata parsed."""
     save = f"{what.removesuffix('.load')}.save" if what.endswith(".load") else "save"
-    if not path.exists():
-        raise FileNotFoundError(f"{what}: no file '{path}'.")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, zipfile.BadZipFile) as exc:
-        raise ModelFileError(
-            f"{what}: '{path}' is not a hybridml model file (torch.load with "
-            f"weights_only=True refused it: {type(exc).__name__}: {str(exc)[:200]}). Write "
-            f"model files with {save}."
-        ) from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        bare = isinstance(payload, dict) and all(
-            isinstance(v, torch.Tensor) for v in payload.values()
-        )
-        raise ModelFileError(
-            f"{what}: '{path}' is not a hybridml model file"
-            + (
-                " but a bare state dict (the weights alone, e.g. an older run folder's "
-                "checkpoint.pt), from which no model can be rebuilt; fit again and save"
-                if bare
-                else ""
-            )
-            + f". Write model files with {save}."
-        )
-    version = payload.get("version")
-    if version != VERSION:
-        newer = isinstance(version, int) and version > VERSION
-        raise ModelFileError(
-            f"{what}: '{path}' has model-file format version {version!r}; this "
-            f"hybridml reads version {VERSION}"
-            + ("; upgrade hybridml to read it." if newer else "; save the model again.")
-        )
-    return payload
+    return read_model_file(
+        path, FORMAT, VERSION, what=what, writer=save, kind="a hybridml model file"
+    )
 
 
 def _read(path: str | os.PathLike[str], cls_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -148,11 +103,7 @@ def _read(path: str | os.PathLike[str], cls_name: str) -> tuple[dict[str, Any], 
             f"{cls_name}.load: '{path}' holds a {payload.get('class')}, not a {cls_name}; load "
             f"it with hybridml.{payload.get('class')}.load."
         )
-    try:
-        meta = json.loads(payload["meta"])
-        tensors = dict(payload["tensors"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"{cls_name}.load: '{path}' is damaged ({exc}).") from None
+    meta, tensors = payload["meta"], payload["tensors"]
     check_versions(meta.get("versions", {}), Path(path), f"{cls_name}.load")
     return meta, tensors
 
