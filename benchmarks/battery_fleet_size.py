@@ -106,6 +106,9 @@ class _Scores:
 
     per_cell: dict[str, dict[str, tuple[float, float | None]]] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
+    #: the time-scale prior the hybrid chose on the training set (pooled, matched, learned
+    #: or flat; None: no hybrid fitted)
+    scale_prior: str | None = None
     seconds: float = 0.0
     cpu_seconds: float = 0.0
 
@@ -186,6 +189,11 @@ def _run_job(job: _Job) -> _Scores:
                 warnings.simplefilter("ignore")
                 method = make().fit(train, test, window)
                 out.per_cell.setdefault(name, {})[cid] = score(method, test, window, threshold)
+                if name == "hybrid":
+                    chosen = method.choices()
+                    out.scale_prior = next(
+                        (k for k in ("matched", "learned", "flat") if chosen.get(k)), "pooled"
+                    )
         except Exception as exc:  # recorded and reported, not hidden
             out.failures.append(
                 {
@@ -668,6 +676,12 @@ def main(argv: list[str] | None = None) -> int:
         results[ds] = {"settings": info, "methods": methods}
         results[ds]["goals"] = goals(methods, info)
         results[ds]["failures"] = [f for f in failures if f["dataset"] == ds]
+        # the hybrid's time-scale prior per training set (one list per size, by draw)
+        priors: dict[str, list[str | None]] = {}
+        for j, s in pairs:
+            if j.size is not None:
+                priors.setdefault(str(j.size), []).append(s.scale_prior)
+        results[ds]["hybrid_time_scale_prior"] = priors
         # the jobs' wall time (in their process) and CPU time (on a loaded machine the
         # CPU time says better what the run costs on free cores)
         results[ds]["job_seconds"] = round(sum(s.seconds for _, s in pairs), 1)

@@ -118,6 +118,10 @@ def test_quick_curve_writes_table_plot_and_json(
     assert info["n_left_out"] == len(short) > 0 and info["n_cells"] == len(every) - len(short)
     assert info["sizes"] == [2, 4] and len(info["test_cells"]) == 2
     assert len(info["nn_test_cells"]) == 1
+    # the hybrid's time-scale prior, one per training set (< 5 cells: never learned)
+    assert set(r["hybrid_time_scale_prior"]) == {"2", "4"}
+    for priors in r["hybrid_time_scale_prior"].values():
+        assert len(priors) == 1 and priors[0] in ("pooled", "matched", "flat")
     failed = {(f["method"], str(f["size"])) for f in r["failures"]}
     for f in r["failures"]:
         assert f["method"] in fs.METHODS and f["error"]
