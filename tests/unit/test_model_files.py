@@ -381,6 +381,6 @@ def test_a_plug_in_writes_and_reads_its_own_model_file_format(tmp_path: Path) ->
     # what cannot be written is refused before anything is written
     with pytest.raises(TypeError, match="meta must be JSON"):
         hm.write_model_file(tmp_path / "x.pt", "mypkg.Model", 2, {"f": object()}, {})
-    with pytest.raises(TypeError, match=r"extra may not set \['version'\]"):
+    with pytest.raises(TypeError, match=r"extra may not set \['version'\] \(the envelope\)"):
         hm.write_model_file(tmp_path / "x.pt", "mypkg.Model", 2, {}, {}, extra={"version": 3})
     assert not (tmp_path / "x.pt").exists()

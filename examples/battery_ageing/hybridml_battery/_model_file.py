@@ -200,11 +200,14 @@ def load_hybrid(path: str | os.PathLike[str]) -> FleetHybridMethod:
         cfg = None if fit["fleet_config"] is None else FleetConfig(**fit["fleet_config"])
         window = Window(float(fit["window"]["known_cycles"]), int(fit["window"]["every"]))
         scale_prior = str(fit["scale_prior"])
-        if scale_prior not in SCALE_PRIORS:
-            raise ValueError(f"time-scale prior {scale_prior!r} is none of {SCALE_PRIORS}")
     except (KeyError, TypeError, ValueError) as exc:
         why = f"{type(exc).__name__}: {exc}"
         raise ModelFileError(f"{what}: '{path}' is damaged ({why}).") from None
+    if scale_prior not in SCALE_PRIORS:
+        raise ModelFileError(
+            f"{what}: '{path}' is damaged (time-scale prior {scale_prior!r} is none of "
+            f"{SCALE_PRIORS})."
+        )
     ensemble = None
     if payload.get("network") is not None:
         with tempfile.TemporaryDirectory() as tmp:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .._atomic import atomic_write
-from ..exceptions import HybridMLError
+from ..exceptions import HybridMLError, InvalidTypeError
 
 __all__ = ["ModelFileError", "read_model_file", "write_model_file"]
 
@@ -70,16 +70,16 @@ def write_model_file(
         extra: further entries of plain data (e.g. another model file's contents).
 
     Raises:
-        TypeError: ``meta`` is not JSON-serialisable, or ``extra`` uses a name of the
+        InvalidTypeError: ``meta`` is not JSON-serialisable, or ``extra`` uses a name of the
             envelope (``format``, ``version``, ``meta``, ``tensors``).
     """
     try:
         text = json.dumps(dict(meta))
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"write_model_file: meta must be JSON data ({exc}).") from None
+        raise InvalidTypeError(f"write_model_file: meta must be JSON data ({exc}).") from None
     clash = sorted(set(extra or {}) & set(_ENVELOPE))
     if clash:
-        raise TypeError(f"write_model_file: extra may not set {clash}; they are the envelope.")
+        raise InvalidTypeError(f"write_model_file: extra may not set {clash} (the envelope).")
     payload = {
         **(extra or {}),
         "format": format,
@@ -148,12 +148,14 @@ def read_model_file(
     try:
         meta = json.loads(payload["meta"])
         tensors = dict(payload["tensors"])
-        if not isinstance(meta, dict):
-            raise TypeError(f"its metadata is a {type(meta).__name__}, not a dict")
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(
             f"{what}: '{path}' is damaged ({type(exc).__name__}: {exc})."
         ) from None
+    if not isinstance(meta, dict):
+        raise ModelFileError(
+            f"{what}: '{path}' is damaged (its metadata is a {type(meta).__name__}, not a dict)."
+        )
     return {**payload, "meta": meta, "tensors": tensors}
 
 
