@@ -100,6 +100,8 @@ def _choose(
     regen_tau: float | None,
     by_condition: bool,
 ) -> str:
+    if len(train) < 2:  # no other cell to take a prior from
+        return "pooled"
     modes = ["pooled", "flat"]  # the order of preference is SCALE_PRIORS's
     if by_condition and len({c.condition for c in train if c.condition is not None}) >= 2:
         modes.append("matched")

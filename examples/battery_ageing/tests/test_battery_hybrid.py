@@ -200,6 +200,8 @@ def test_where_the_fleets_time_scales_mislead_the_window_alone_sets_the_time_sca
     test = cells.pop(2)  # the middle time scale: the fleet prior's mean is near it
     # the flat prior is better on every held-out training cell: the guard lets it in
     assert choose_prior(lib, cells, window, 5.0, by_condition=False) == "flat"
+    # one training cell: no other to take a prior from, nothing to choose
+    assert choose_prior(lib, cells[:1], window, 5.0, by_condition=False) == "pooled"
     memo: dict[Any, Any] = {}
     hyb = FleetHybridMethod(lib, NETS, shrink=(0.0,), fleet=False, memo=memo)
     hyb.fit(cells, test, window)
