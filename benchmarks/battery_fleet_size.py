@@ -190,7 +190,7 @@ def _run_job(job: _Job) -> _Scores:
                 method = make().fit(train, test, window)
                 out.per_cell.setdefault(name, {})[cid] = score(method, test, window, threshold)
                 if name == "hybrid":
-                    chosen = method.choices()
+                    chosen = method.choices() or {}
                     out.scale_prior = next(
                         (k for k in ("matched", "learned", "flat") if chosen.get(k)), "pooled"
                     )
